@@ -1,0 +1,78 @@
+"""The `tunewise` command: a thin Typer layer over the library, one module per command group.
+
+Errors from the library (`tunewise.errors.TunewiseError`) become one red line and exit code 2
+(1 for failed gates); `--debug` anywhere on the command line shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from tunewise.errors import TunewiseError
+
+app = typer.Typer(
+    name="tunewise",
+    help="Decide whether to fine-tune a language model, then do it well: audit the data, train LoRA or full "
+    "fine-tunes, prove the gain against prompt baselines on a held-out set, and price it.\n\n"
+    "Start with `tunewise init`, or see everything end to end with `tunewise demo`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    """Root options (parsed before any command)."""
+
+
+def _register() -> None:
+    # Imported here so that `tunewise --help` stays one import deep per group and each group lives in its own module.
+    from tunewise.cli import advise as advise_cli
+    from tunewise.cli import data as data_cli
+    from tunewise.cli import demo as demo_cli
+    from tunewise.cli import evaluate as evaluate_cli
+    from tunewise.cli import train as train_cli
+    from tunewise.cli import workspace as workspace_cli
+
+    for module in (workspace_cli, data_cli, train_cli, evaluate_cli, advise_cli, demo_cli):
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `tunewise` script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("TUNEWISE_DEBUG") == "1"
+    try:
+        app(args=args, prog_name="tunewise", standalone_mode=False)
+    except TunewiseError as exc:
+        if debug:
+            raise
+        from tunewise.console import err_console
+
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,124 @@
+"""The workspace configuration: one typed object, loaded from `tunewise.yaml`, overridden by CLI flags.
+
+Each lifecycle stage owns its section (`DataConfig` in `tunewise.data.config`, `TrainConfig` in
+`tunewise.train.config`, ...). `tunewise init` writes the defaults with each field's description as
+a YAML comment, so the file documents itself. Runs save the merged config beside their artifacts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunewise.advise.config import AdviseConfig
+from tunewise.data.config import DataConfig
+from tunewise.errors import ConfigError
+from tunewise.evaluate.config import EvalConfig
+from tunewise.train.config import TrainConfig
+
+
+class HardwareConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("cpu", description="What this machine is, for reports (e.g. 'laptop-cpu', 'h100')")
+    hourly_usd: float = Field(
+        0.10, ge=0, description="What an hour of this machine costs, in USD: prices local training and inference"
+    )
+
+
+class TunewiseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("smollm2-135m", description="Base model: 'smollm2-135m' (embedded), a local Hugging Face folder or a .gguf file")
+    store_url: str | None = Field(None, description="SQLAlchemy URL of the store; empty means SQLite in .tunewise/ (TUNEWISE_DB_URL overrides)")
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig, description="The machine that trains and serves locally")
+    data: DataConfig = Field(default_factory=DataConfig, description="Data import, audit, cleaning and splitting")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
+    advise: AdviseConfig = Field(default_factory=AdviseConfig, description="Decision and ROI")
+
+
+def load_yaml_model(path: str | Path, model: type[BaseModel], *, section: str | None = None) -> BaseModel:
+    """Load a YAML file into a pydantic model; every problem becomes one line naming the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: invalid YAML ({problem})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    if section is not None and section in raw and isinstance(raw[section], dict) and len(raw) == 1:
+        raw = raw[section]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {format_validation_error(exc)}") from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None) -> TunewiseConfig:
+    """The workspace config: `path`, else the workspace's `tunewise.yaml`, else the defaults."""
+    from tunewise import workspace
+
+    if path is None:
+        candidate = workspace.config_path()
+        if not candidate.exists():
+            return TunewiseConfig()
+        path = candidate
+    return load_yaml_model(path, TunewiseConfig)  # type: ignore[return-value]
+
+
+def with_overrides(config: BaseModel, **overrides: Any) -> BaseModel:
+    """A copy of `config` with the flags the user actually passed (None means 'not given')."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return config.model_validate({**config.model_dump(), **given})
+    except ValidationError as exc:
+        raise ConfigError(f"option {format_validation_error(exc)}") from exc
+
+
+def render_yaml(config: BaseModel, *, indent: int = 0) -> str:
+    """YAML for a config with each field's description as a comment above it."""
+    lines: list[str] = []
+    pad = "  " * indent
+    for name, field in type(config).model_fields.items():
+        value = getattr(config, name)
+        if field.description:
+            lines.append(f"{pad}# {field.description}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{name}:")
+            lines.append(render_yaml(value, indent=indent + 1))
+        else:
+            dumped = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False, width=10_000).strip()
+            if dumped.startswith("{") and dumped.endswith("}"):
+                dumped = dumped[1:-1]
+            lines.append(f"{pad}{dumped}")
+    return "\n".join(lines)
+
+
+def save_config(config: BaseModel, path: str | Path) -> Path:
+    """Write a config as commented YAML (used by `tunewise init` and beside every run)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_yaml(config) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,415 @@
+"""The store: every dataset, audit, run, evaluation, decision and deployment tunewise makes.
+
+SQLAlchemy 2 on SQLite by default (WAL mode, in the workspace's `.tunewise/` folder);
+`TUNEWISE_DB_URL` (or `Store.open(url)`) points it at PostgreSQL instead. The schema is versioned
+with Alembic and migrated to the newest revision every time the store opens.
+
+    from tunewise.store import Store
+    store = Store.open()
+    ds = store.add_dataset("train.jsonl", format="chat", rows=1200)
+    run = store.create_run("lora", base_model="smollm2-135m", dataset_id=ds.id, config={...})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunewise.errors import NotFoundError, StoreError
+from tunewise.store.models import (
+    Audit,
+    Base,
+    Dataset,
+    Decision,
+    Deployment,
+    Evaluation,
+    EvaluationCandidate,
+    Run,
+    RunStep,
+    utcnow,
+)
+from tunewise import workspace
+
+__all__ = [
+    "Store",
+    "Dataset",
+    "Audit",
+    "Run",
+    "RunStep",
+    "Evaluation",
+    "EvaluationCandidate",
+    "Decision",
+    "Deployment",
+    "file_hash",
+    "default_url",
+]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def file_hash(path: str | Path) -> str:
+    """sha256 of a file's bytes: the identity of a dataset in the store."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_url() -> str:
+    explicit = os.environ.get("TUNEWISE_DB_URL")
+    if explicit:
+        return explicit
+    return f"sqlite:///{workspace.state_dir() / 'tunewise.db'}"
+
+
+def _describe(url: str) -> str:
+    """The URL without its password, for error messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class Store:
+    """A handle on the database. Methods open short sessions and return detached records."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> "Store":
+        url = url or default_url()
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        try:
+            if url.startswith("sqlite:///"):
+                Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, future=True)
+        except (SQLAlchemyError, ValueError, ModuleNotFoundError) as exc:
+            raise StoreError(f"store {_describe(url)}: cannot open ({exc})") from exc
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (a no-op when it is already there)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            with self.engine.begin() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+                if current == head:
+                    return
+                if current is None and inspect(connection).has_table("runs"):
+                    raise StoreError(f"store {_describe(str(self.engine.url))}: has tunewise tables but no migration record")
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {_describe(str(self.engine.url))}: cannot open or migrate ({_first_line(exc)})") from exc
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StoreError(f"store {_describe(str(self.engine.url))}: {_first_line(exc)}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- generic helpers -------------------------------------------------------------------------
+    def _add(self, record):
+        with self.session() as session:
+            session.add(record)
+        return record
+
+    def _get(self, model, ref: str, what: str):
+        with self.session() as session:
+            record = session.get(model, ref)
+            if record is None:
+                matches = session.scalars(select(model).where(model.id.startswith(ref)).limit(2)).all() if ref else []
+                if len(matches) == 1:
+                    return matches[0]
+                raise NotFoundError(f"no {what} {ref!r} in the store (list them with `tunewise {what}s`)")
+            return record
+
+    def _update(self, model, ref: str, fields: dict[str, Any]):
+        with self.session() as session:
+            record = session.get(model, ref)
+            if record is None:
+                raise NotFoundError(f"no {model.__tablename__[:-1]} {ref!r} in the store")
+            for key, value in fields.items():
+                if not hasattr(record, key):
+                    raise AttributeError(f"{model.__name__} has no field {key}")
+                setattr(record, key, value)
+        return record
+
+    # -- datasets ----------------------------------------------------------------------------------
+    def add_dataset(
+        self,
+        path: str | Path,
+        *,
+        format: str,
+        rows: int,
+        rejected_rows: int = 0,
+        role: str = "train",
+        name: str | None = None,
+        parent_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Dataset:
+        """Register a file by content hash; registering the same bytes at the same path returns the existing record."""
+        path = Path(path).resolve()
+        digest = file_hash(path)
+        with self.session() as session:
+            existing = session.scalars(
+                select(Dataset).where(Dataset.content_hash == digest, Dataset.path == str(path))
+            ).first()
+            if existing is not None:
+                if meta:
+                    existing.meta = {**(existing.meta or {}), **meta}
+                return existing
+            record = Dataset(
+                name=name or path.stem,
+                path=str(path),
+                content_hash=digest,
+                format=format,
+                rows=rows,
+                rejected_rows=rejected_rows,
+                role=role,
+                parent_id=parent_id,
+                meta=meta or {},
+            )
+            session.add(record)
+            return record
+
+    def get_dataset(self, ref: str | Path) -> Dataset:
+        """A dataset by id (or unique id prefix), or by the path of a registered file (matched by content hash)."""
+        ref_str = str(ref)
+        path = Path(ref_str)
+        if path.is_file():
+            digest = file_hash(path)
+            with self.session() as session:
+                found = session.scalars(
+                    select(Dataset).where(Dataset.content_hash == digest).order_by(Dataset.created_at.desc())
+                ).first()
+                if found is not None:
+                    return found
+            raise NotFoundError(f"{path}: not registered in the store (run `tunewise data import {path}`)")
+        return self._get(Dataset, ref_str, "dataset")
+
+    def find_dataset_by_hash(self, digest: str) -> Dataset | None:
+        with self.session() as session:
+            return session.scalars(select(Dataset).where(Dataset.content_hash == digest)).first()
+
+    def update_dataset(self, dataset_id: str, **fields: Any) -> Dataset:
+        return self._update(Dataset, dataset_id, fields)
+
+    def list_datasets(self, limit: int = 50) -> list[Dataset]:
+        with self.session() as session:
+            return list(session.scalars(select(Dataset).order_by(Dataset.created_at.desc()).limit(limit)))
+
+    # -- audits ------------------------------------------------------------------------------------
+    def add_audit(
+        self, dataset_id: str, summary: dict[str, Any], *, passed: bool, eval_dataset_id: str | None = None
+    ) -> Audit:
+        return self._add(Audit(dataset_id=dataset_id, eval_dataset_id=eval_dataset_id, passed=passed, summary=summary))
+
+    def latest_audit(self, dataset_id: str | None = None) -> Audit | None:
+        with self.session() as session:
+            query = select(Audit).order_by(Audit.created_at.desc())
+            if dataset_id:
+                query = query.where(Audit.dataset_id == dataset_id)
+            return session.scalars(query).first()
+
+    # -- runs --------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        kind: str,
+        *,
+        base_model: str,
+        config: dict[str, Any],
+        dataset_id: str | None = None,
+        eval_dataset_id: str | None = None,
+        dataset_hash: str | None = None,
+        output_dir: str | None = None,
+        provider: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        record = Run(
+            kind=kind,
+            base_model=base_model,
+            config=config,
+            dataset_id=dataset_id,
+            eval_dataset_id=eval_dataset_id,
+            dataset_hash=dataset_hash,
+            output_dir=output_dir,
+            provider=provider,
+        )
+        if run_id:
+            record.id = run_id
+        return self._add(record)
+
+    def update_run(self, run_id: str, **fields: Any) -> Run:
+        """Set fields of a run; `status='running'` and terminal states also stamp start and finish times."""
+        now = utcnow()
+        if fields.get("status") == "running":
+            fields.setdefault("started_at", now)
+        if fields.get("status") in {"completed", "failed", "cancelled"}:
+            fields.setdefault("finished_at", now)
+        return self._update(Run, run_id, fields)
+
+    def add_run_step(self, run_id: str, step: int, values: dict[str, Any]) -> None:
+        self._add(RunStep(run_id=run_id, step=step, values=values))
+
+    def run_steps(self, run_id: str) -> list[RunStep]:
+        with self.session() as session:
+            return list(session.scalars(select(RunStep).where(RunStep.run_id == run_id).order_by(RunStep.step, RunStep.id)))
+
+    def get_run(self, ref: str) -> Run:
+        return self._get(Run, ref, "run")
+
+    def list_runs(self, limit: int = 50, *, status: str | None = None) -> list[Run]:
+        with self.session() as session:
+            query = select(Run).order_by(Run.created_at.desc()).limit(limit)
+            if status:
+                query = query.where(Run.status == status)
+            return list(session.scalars(query))
+
+    # -- evaluations -------------------------------------------------------------------------------
+    def add_evaluation(
+        self,
+        *,
+        kind: str = "compare",
+        dataset_id: str | None,
+        config: dict[str, Any],
+        results: dict[str, Any],
+        candidates: list[dict[str, Any]] = (),
+        train_dataset_id: str | None = None,
+        task_type: str | None = None,
+        verdict: str | None = None,
+        report_path: str | None = None,
+    ) -> Evaluation:
+        """Store an evaluation and its candidates (dicts with name, spec, run_id, status, metrics, operations)."""
+        record = Evaluation(
+            kind=kind,
+            dataset_id=dataset_id,
+            train_dataset_id=train_dataset_id,
+            task_type=task_type,
+            config=config,
+            results=results,
+            verdict=verdict,
+            report_path=report_path,
+        )
+        with self.session() as session:
+            session.add(record)
+            session.flush()
+            for candidate in candidates:
+                session.add(EvaluationCandidate(evaluation_id=record.id, **candidate))
+        return record
+
+    def update_evaluation(self, evaluation_id: str, **fields: Any) -> Evaluation:
+        return self._update(Evaluation, evaluation_id, fields)
+
+    def get_evaluation(self, ref: str) -> Evaluation:
+        return self._get(Evaluation, ref, "evaluation")
+
+    def evaluation_candidates(self, evaluation_id: str) -> list[EvaluationCandidate]:
+        with self.session() as session:
+            query = select(EvaluationCandidate).where(EvaluationCandidate.evaluation_id == evaluation_id)
+            return list(session.scalars(query.order_by(EvaluationCandidate.id)))
+
+    def latest_evaluation(self, kind: str | None = None) -> Evaluation | None:
+        with self.session() as session:
+            query = select(Evaluation).order_by(Evaluation.created_at.desc())
+            if kind:
+                query = query.where(Evaluation.kind == kind)
+            return session.scalars(query).first()
+
+    def list_evaluations(self, limit: int = 50) -> list[Evaluation]:
+        with self.session() as session:
+            return list(session.scalars(select(Evaluation).order_by(Evaluation.created_at.desc()).limit(limit)))
+
+    # -- decisions and deployments -----------------------------------------------------------------
+    def add_decision(
+        self,
+        verdict: str,
+        *,
+        reasons: list[Any],
+        facts: dict[str, Any],
+        money: dict[str, Any],
+        dataset_id: str | None = None,
+        evaluation_id: str | None = None,
+    ) -> Decision:
+        return self._add(
+            Decision(
+                verdict=verdict, reasons=reasons, facts=facts, money=money, dataset_id=dataset_id, evaluation_id=evaluation_id
+            )
+        )
+
+    def latest_decision(self) -> Decision | None:
+        with self.session() as session:
+            return session.scalars(select(Decision).order_by(Decision.created_at.desc())).first()
+
+    def add_deployment(self, name: str, *, config: dict[str, Any], traffic: dict[str, Any]) -> Deployment:
+        return self._add(Deployment(name=name, config=config, traffic=traffic))
+
+    def get_deployment(self, ref: str) -> Deployment:
+        return self._get(Deployment, ref, "deployment")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets a report read while a training run writes its steps.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
