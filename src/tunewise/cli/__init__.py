@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+# Typer vendors its own click; its usage errors derive from this class.
+from typer._click.exceptions import ClickException
 
 from tunewise.errors import TunewiseError
 
@@ -62,12 +63,12 @@ def main(argv: list[str] | None = None) -> None:
 
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("Aborted.", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
+    except ClickException as exc:
         if debug:
             raise
         exc.show()
