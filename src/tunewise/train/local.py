@@ -1,0 +1,541 @@
+"""Local training: LoRA, QLoRA and full SFT of an open model with TRL's SFTTrainer and PEFT.
+
+    from tunewise.train import TrainConfig, train
+    run = train(TrainConfig(dataset="train.jsonl", eval_dataset="eval.jsonl", max_train_examples=400))
+    print(run.artifacts["adapter"], run.metrics)
+
+Setup (check data, load model), train (checkpoints every `save_steps`, every logged step in the
+store), save (adapter or model folder with tokenizer and chat template), record (metrics, wall
+time, tokens, peak memory, cost). A killed run resumes from its last checkpoint with `resume(run_id)`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import NotFoundError, TrainingError, TunewiseError
+from tunewise.train.config import TrainConfig
+from tunewise.train.data import Example, Tokenized, check_examples, read_chat_jsonl, stratified_subset, tokenize
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class PreparedData:
+    train_path: Path
+    train_hash: str
+    train_dataset_id: str | None
+    train: Tokenized
+    train_examples: list[Example]
+    eval_path: Path | None = None
+    eval_dataset_id: str | None = None
+    eval: Tokenized | None = None
+
+
+# -- public API ----------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: list | tuple = ()):
+    """Train locally as `config` says and return the finished `tunewise.store.Run` record.
+
+    Example: run = train(TrainConfig(dataset="train.jsonl", max_train_examples=400))
+    """
+    store, own = _store(store)
+    try:
+        if config.dataset is None:
+            raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --dataset")
+        from tunewise.store.models import new_id
+
+        run_id = new_id("run")
+        output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
+        config = config.model_copy(update={"output_dir": str(output_dir)})
+        tokenizer, model_folder = _tokenizer_for(config)
+        data = prepare_data(config, tokenizer, store)
+        _check_causal_lm(model_folder, config)
+        from tunewise.config import save_config
+
+        output_dir.mkdir(parents=True, exist_ok=True)
+        config_path = save_config(config, output_dir / CONFIG_FILE)
+        store.create_run(
+            config.method,
+            base_model=config.model,
+            config=config.model_dump(mode="json"),
+            dataset_id=data.train_dataset_id,
+            eval_dataset_id=data.eval_dataset_id,
+            dataset_hash=data.train_hash,
+            output_dir=str(output_dir),
+            run_id=run_id,
+        )
+        store.update_run(run_id, artifacts={"config": str(config_path)})
+        return _execute(config, data, tokenizer, model_folder, store, run_id, resume_from=None, progress=progress, callbacks=callbacks)
+    finally:
+        if own:
+            store.close()
+
+
+def resume(run_id: str, *, store=None, progress: bool = True, callbacks: list | tuple = ()):
+    """Continue a killed or failed local run from its last checkpoint; returns the finished Run.
+
+    Example: run = resume("run-3f2a9c1b7d")
+    """
+    store, own = _store(store)
+    try:
+        run = store.get_run(run_id)
+        if run.provider:
+            raise TrainingError(f"run {run.id} ran at provider {run.provider}: it cannot be resumed locally")
+        if run.status == "completed":
+            raise TrainingError(f"run {run.id} already completed; start a new run instead")
+        config = TrainConfig.model_validate(run.config)
+        checkpoint = last_checkpoint(Path(run.output_dir or config.output_dir or ""))
+        tokenizer, model_folder = _tokenizer_for(config)
+        data = prepare_data(config, tokenizer, store)
+        if run.dataset_hash and data.train_hash != run.dataset_hash:
+            raise TrainingError(
+                f"{data.train_path}: the file changed since run {run.id} started (content hash differs); "
+                "resuming would train on different data: start a new run"
+            )
+        return _execute(
+            config, data, tokenizer, model_folder, store, run.id, resume_from=checkpoint, progress=progress, callbacks=callbacks,
+            previous_wall=run.wall_seconds or 0.0,
+        )
+    finally:
+        if own:
+            store.close()
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-N` folder of a run (one with trainer_state.json), or None."""
+    folder = output_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name.split("-")[-1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
+
+
+def load_trained(run_or_path, *, store=None, device: str | None = None):
+    """`(model, tokenizer)` ready for inference: base + adapter for a LoRA run, or the full model.
+
+    Takes a Run, a run id, or a folder (a PEFT adapter folder or a full model folder).
+    Example: model, tokenizer = load_trained("run-3f2a9c1b7d")
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = _artifact_folder(run_or_path, store)
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base_name = _adapter_base(folder)
+        from tunewise.models import materialize
+
+        base = AutoModelForCausalLM.from_pretrained(materialize(base_name), dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, folder)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def resolve_dataset(ref: str, store) -> tuple[Path, str | None]:
+    """A dataset id or a path -> (file path, registered dataset id or None)."""
+    from tunewise.store import file_hash
+
+    path = Path(ref).expanduser()
+    if path.is_file():
+        found = store.find_dataset_by_hash(file_hash(path))
+        return path, found.id if found is not None else None
+    if path.suffix in {".jsonl", ".json", ".csv"} or "/" in ref:
+        raise TrainingError(f"{path}: file not found")
+    try:
+        record = store.get_dataset(ref)
+    except NotFoundError as exc:
+        raise TrainingError(f"dataset {ref!r}: neither a file nor a registered dataset id (see `tunewise data list`)") from exc
+    return Path(record.path), record.id
+
+
+def prepare_data(config: TrainConfig, tokenizer, store) -> PreparedData:
+    """Read, check, subset and tokenize the training (and eval) data; raises one-line errors."""
+    from tunewise.store import file_hash
+
+    train_path, train_id = resolve_dataset(config.dataset, store)
+    examples = read_chat_jsonl(train_path)
+    check_examples(examples, train_path)
+    chosen = stratified_subset(examples, config.max_train_examples, config.seed)
+    train_tok = tokenize(
+        chosen, tokenizer, max_seq_length=config.max_seq_length, assistant_only=config.assistant_only_loss, path=train_path
+    )
+    data = PreparedData(train_path, file_hash(train_path), train_id, train_tok, chosen)
+    if config.eval_dataset:
+        eval_path, eval_id = resolve_dataset(config.eval_dataset, store)
+        eval_examples = read_chat_jsonl(eval_path)
+        check_examples(eval_examples, eval_path)
+        eval_examples = stratified_subset(eval_examples, config.max_eval_examples, config.seed)
+        data.eval_path, data.eval_dataset_id = eval_path, eval_id
+        data.eval = tokenize(
+            eval_examples, tokenizer, max_seq_length=config.max_seq_length, assistant_only=config.assistant_only_loss, path=eval_path
+        )
+    return data
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, run_id: str, *, resume_from, progress, callbacks, previous_wall=0.0):
+    import torch
+
+    from tunewise.train import fast
+    from tunewise.train.callbacks import RunRecorder
+
+    output_dir = Path(config.output_dir)
+    hardware = fast.detect_hardware(config)
+    fast.set_threads(config.threads)
+    store.update_run(run_id, status="running", error=None)
+    started = time.perf_counter()
+    trainer = None
+    recorder = None
+    try:
+        trainer = build_trainer(config, data, tokenizer, model_folder, hardware)
+        recorder = RunRecorder(store, run_id, progress=progress, token_counter=lambda: getattr(trainer, "_total_train_tokens", 0))
+        trainer.add_callback(recorder)
+        for callback in callbacks:
+            trainer.add_callback(callback)
+        if resume_from is not None:
+            # the token counter is not part of HF's checkpoint; restore it from the trainer state's log history
+            trainer._total_train_tokens = _tokens_at_checkpoint(resume_from)
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="cancelled", error="interrupted; resume with `tunewise train --resume " + run_id + "`",
+                         wall_seconds=previous_wall + time.perf_counter() - started)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded on the run before it propagates
+        if recorder is not None:
+            recorder.close()
+        message = _failure_message(exc, trainer, config, run_id)
+        store.update_run(run_id, status="failed", error=message, wall_seconds=previous_wall + time.perf_counter() - started)
+        if isinstance(exc, TunewiseError):
+            raise
+        raise TrainingError(message) from exc
+    wall = previous_wall + time.perf_counter() - started
+
+    artifacts = dict((store.get_run(run_id).artifacts or {}))
+    artifacts["config"] = str(output_dir / CONFIG_FILE)
+    if config.method == "full":
+        target = output_dir / "model"
+        trainer.save_model(str(target))
+        artifacts["model"] = str(target)
+    else:
+        target = output_dir / "adapter"
+        trainer.model.save_pretrained(str(target), safe_serialization=True)
+        artifacts["adapter"] = str(target)
+    tokenizer.save_pretrained(str(target))
+    (target / "tunewise-base.txt").write_text(config.model + "\n", encoding="utf-8")
+
+    metrics: dict[str, Any] = {"train_loss": round(float(result.training_loss), 6)}
+    if data.eval is not None:
+        if recorder is not None:
+            recorder.close()
+        eval_metrics = trainer.evaluate()
+        metrics["eval_loss"] = round(float(eval_metrics["eval_loss"]), 6)
+        store.add_run_step(run_id, trainer.state.global_step, {"eval_loss": metrics["eval_loss"], "final": True})
+    tokens_seen = int(getattr(trainer, "_total_train_tokens", 0))
+    train_seconds = float(result.metrics.get("train_runtime", wall))
+    metrics.update(
+        tokens_per_second=round(tokens_seen / max(wall - previous_wall, 1e-9) if resume_from else tokens_seen / max(train_seconds, 1e-9), 1),
+        train_examples=len(data.train.input_ids),
+        tokens_seen=tokens_seen,
+        steps=trainer.state.global_step,
+        epochs=round(float(trainer.state.epoch or 0), 4),
+        dropped_too_long=data.train.dropped_too_long,
+        device=hardware.device,
+        precision=hardware.precision,
+        threads=torch.get_num_threads(),
+    )
+    hourly = config.hourly_usd if config.hourly_usd is not None else _hourly_usd()
+    peak = fast.peak_memory_mb(hardware.device)
+    run = store.update_run(
+        run_id,
+        status="completed",
+        metrics=metrics,
+        artifacts=artifacts,
+        tokens_seen=tokens_seen,
+        wall_seconds=round(wall, 3),
+        peak_memory_mb=round(peak, 1),
+        cost_usd=round(wall / 3600 * hourly, 6),
+        error=None,
+    )
+    del trainer
+    return run
+
+
+def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_folder: Path, hardware):
+    """An SFTTrainer for `config` on prepared data (public so that benchmarks and tests can inspect it)."""
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from tunewise.train import fast
+
+    _quiet_libraries()
+    set_seed(config.seed)
+    model_kwargs: dict[str, Any] = {"dtype": hardware.torch_dtype}
+    attn = fast.attention_implementation(config, hardware)
+    if attn:
+        model_kwargs["attn_implementation"] = attn
+    if config.method == "qlora":
+        model_kwargs["quantization_config"] = fast.qlora_quantization(hardware)
+        model_kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(model_folder, **model_kwargs)
+    if config.use_liger:
+        fast.apply_liger(model, hardware)
+
+    if config.method in {"lora", "qlora"}:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if config.method == "qlora":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+        layers = None
+        if config.lora_layers:
+            total = model.config.get_text_config().num_hidden_layers
+            layers = list(range(max(0, total - config.lora_layers), total))
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules,
+            layers_to_transform=layers,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, peft_config)
+
+    train_ds = datasets.Dataset.from_dict({"input_ids": data.train.input_ids, "labels": data.train.labels})
+    eval_ds = None
+    if data.eval is not None:
+        eval_ds = datasets.Dataset.from_dict({"input_ids": data.eval.input_ids, "labels": data.eval.labels})
+
+    eval_strategy = "no"
+    eval_steps = None
+    if eval_ds is not None:
+        eval_strategy = "steps" if config.eval_steps else "epoch"
+        eval_steps = config.eval_steps
+    save_steps = config.save_steps
+    early = config.early_stopping_patience is not None and eval_ds is not None
+    if early:
+        eval_strategy = "steps"
+        eval_steps = eval_steps or save_steps
+        save_steps = eval_steps * max(1, round(save_steps / eval_steps))  # best-model tracking needs aligned saves
+
+    padding_free = fast.padding_free_ok(config, hardware, attn)
+    args = SFTConfig(
+        output_dir=str(Path(config.output_dir) / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy=eval_strategy,
+        eval_steps=eval_steps,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=hardware.precision == "bf16",
+        fp16=hardware.precision == "fp16",
+        use_cpu=hardware.device == "cpu",
+        gradient_checkpointing=config.gradient_checkpointing,
+        max_length=config.max_seq_length,
+        packing=config.packing,
+        padding_free=padding_free,
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
+        torch_compile=config.torch_compile and hardware.device == "cuda",
+        use_liger_kernel=False,  # applied to the model above (TRL's flag is deprecated)
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+        save_only_model=False,
+    )
+    callbacks = []
+    if early:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, callbacks=callbacks
+    )
+    trainer.remove_callback(PrinterCallback)  # our Rich display replaces the printed log dicts
+    trainer.remove_callback(ProgressCallback)
+    if torch.cuda.is_available() and hardware.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    return trainer
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _quiet_libraries() -> None:
+    # The Rich display is the progress; datasets' map bars and transformers' deprecation notes are noise here.
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="trl")
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+
+
+def _store(store):
+    if store is not None:
+        return store, False
+    from tunewise.workspace_init import open_store
+
+    return open_store(), True
+
+
+def _runs_dir() -> Path:
+    from tunewise.workspace import runs_dir
+
+    return runs_dir()
+
+
+def _hourly_usd() -> float:
+    try:
+        from tunewise.config import load_config
+
+        return load_config().hardware.hourly_usd
+    except TunewiseError:
+        return 0.0
+
+
+def _tokenizer_for(config: TrainConfig):
+    from tunewise.models import load_tokenizer, materialize
+
+    folder = materialize(config.model)
+    tokenizer = load_tokenizer(config.model)
+    if config.assistant_only_loss and not _has_generation_markers(tokenizer.chat_template):
+        from trl.chat_template_utils import get_training_chat_template
+
+        try:
+            tokenizer.chat_template = get_training_chat_template(tokenizer)
+        except Exception as exc:
+            raise TrainingError(
+                f"{folder}: the chat template has no {{% generation %}} markers and TRL has no training template for it; "
+                "set assistant_only_loss: false or add the markers"
+            ) from exc
+    return tokenizer, folder
+
+
+def _has_generation_markers(template) -> bool:
+    return bool(template) and "generation" in template and "endgeneration" in template
+
+
+def _check_causal_lm(folder: Path, config: TrainConfig) -> None:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        model_config = AutoConfig.from_pretrained(folder)
+    except Exception as exc:
+        raise TrainingError(f"{folder}: cannot read the model config ({exc})") from exc
+    if model_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise TrainingError(
+            f"{config.model}: a {model_config.model_type!r} model is not a causal language model; "
+            "train a decoder model (Llama, Qwen, SmolLM, ...)"
+        )
+
+
+def _artifact_folder(run_or_path, store) -> Path:
+    if isinstance(run_or_path, (str, Path)) and Path(run_or_path).is_dir():
+        return Path(run_or_path)
+    run = run_or_path
+    if isinstance(run_or_path, str):
+        store, own = _store(store)
+        try:
+            run = store.get_run(run_or_path)
+        finally:
+            if own:
+                store.close()
+    artifacts = run.artifacts or {}
+    folder = artifacts.get("adapter") or artifacts.get("model")
+    if not folder:
+        raise TrainingError(f"run {run.id} has no adapter or model artifact (status {run.status})")
+    return Path(folder)
+
+
+def _adapter_base(folder: Path) -> str:
+    marker = folder / "tunewise-base.txt"
+    if marker.exists():
+        return marker.read_text(encoding="utf-8").strip()
+    import json
+
+    return json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def _tokens_at_checkpoint(checkpoint: Path) -> int:
+    import json
+
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    seen = [entry["num_tokens"] for entry in state.get("log_history", []) if "num_tokens" in entry]
+    return int(seen[-1]) if seen else 0
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _failure_message(exc: BaseException, trainer, config: TrainConfig, run_id: str) -> str:
+    if _is_oom(exc) and trainer is not None:
+        saved = _save_emergency_checkpoint(trainer)
+        where = f"checkpoint saved in {saved}" if saved else "no checkpoint could be saved"
+        return (
+            f"out of memory at step {trainer.state.global_step} ({where}); lower batch_size (now {config.batch_size}) "
+            f"or max_seq_length (now {config.max_seq_length}), or set gradient_checkpointing: true, "
+            f"then `tunewise train --resume {run_id}`"
+        )
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"training failed: {type(exc).__name__}: {text}"
+
+
+def _save_emergency_checkpoint(trainer) -> str | None:
+    import torch
+
+    try:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        trainer._save_checkpoint(trainer.model, trial=None)  # the same files as a scheduled checkpoint
+        return str(last_checkpoint(Path(trainer.args.output_dir).parent))
+    except Exception:
+        return None
+
+
+__all__ = ["train", "resume", "load_trained", "last_checkpoint", "prepare_data", "build_trainer", "resolve_dataset"]
