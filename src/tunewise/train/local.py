@@ -310,11 +310,14 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
         if config.lora_layers:
             total = model.config.get_text_config().num_hidden_layers
             layers = list(range(max(0, total - config.lora_layers), total))
+        targets = config.target_modules
+        if layers is not None and isinstance(targets, str):
+            targets = _linear_module_names(model)  # PEFT's layers_to_transform needs a list, not 'all-linear'
         peft_config = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules,
+            target_modules=targets,
             layers_to_transform=layers,
             task_type="CAUSAL_LM",
         )
@@ -392,6 +395,15 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _linear_module_names(model) -> list[str]:
+    """Short names of the Linear layers inside the transformer blocks (what 'all-linear' means, minus the LM head)."""
+    import torch
+
+    output = model.get_output_embeddings()
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and module is not output}
+    return sorted(names)
 
 
 def _quiet_libraries() -> None:
