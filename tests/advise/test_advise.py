@@ -1,0 +1,165 @@
+"""advise end to end from a store shaped as docs/CONTRACTS.md says, with an answers YAML."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from tunewise.advise import advise, decision_section
+from tunewise.errors import ConfigError
+
+TODAY = date(2026, 11, 23)
+
+
+def _candidate(name, kind, value, *, comparison=None, run_id=None):
+    return {
+        "name": name, "spec": f"{kind}:smollm2-135m", "kind": kind, "run_id": run_id, "status": "completed",
+        "metrics": {"accuracy": {"value": value, "low": value - 0.05, "high": value + 0.05}},
+        "operations": {"latency_p50_ms": 700.0, "latency_p95_ms": 900.0, "tokens_in_mean": 150, "tokens_out_mean": 5,
+                       "requests_per_second": 1.4, "cost_per_1k_usd": 0.02, "cost_basis": "measured"},
+        "comparison": comparison,
+    }
+
+
+def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, rows=1200, agreement=None):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "x", "label": "y"}\n')
+    dataset = store.add_dataset(data, format="csv", rows=rows)
+    store.add_audit(dataset.id, {
+        "rows": rows, "rows_rejected": 3, "format_problems": 0, "eval_rows": 300,
+        "tokens": {"total": 180_000, "billable_per_epoch": 180_000, "min": 20, "median": 150, "p95": 300, "max": 600,
+                   "over_limit": 0, "context_limit": 8192, "tokenizer": "smollm2", "estimate": False},
+        "labels": {"is_classification": True, "n_classes": 12, "distribution": {}, "imbalance_ratio": 2.0,
+                   "small_classes": [], "conflicts": 2, "suspected_mislabeled": 14, "agreement": agreement, "kappa": None},
+        "readiness": {"level": "ok", "verdict": "usable for a LoRA experiment"},
+        "cost_estimates": [],
+    }, passed=True)
+    versus = {"vs": "few-shot", "diff": lora - 0.30, "low": lora - 0.38, "high": lora - 0.22,
+              "p_value": 0.0001 if significant else 0.4, "test": "mcnemar", "significant": significant}
+    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results={
+        "task_type": "classification", "primary_metric": "accuracy", "baseline": "few-shot", "verdict": "...",
+        "candidates": [
+            _candidate("zero-shot", "zero-shot", 0.10),
+            _candidate("few-shot", "few-shot", 0.30),
+            _candidate("knn-few-shot", "knn-few-shot", 0.31),
+            _candidate("lora", "adapter", lora, comparison=versus),
+            _candidate("tfidf", "classic", classic),
+        ]})
+    store.add_evaluation(kind="curve", dataset_id=None, config={}, results={
+        "metric": "accuracy", "sizes": [50, 100, 250, 500], "scores": [0.2, 0.35, 0.5, 0.58], "fit": {},
+        "projected_gain_doubling": 0.05, "run_ids": []})
+    return dataset
+
+
+@pytest.fixture
+def answers_file(tmp_path):
+    path = tmp_path / "answers.yaml"
+    path.write_text(
+        "requests_per_month: 5000000\ncost_per_error_usd: 0.05\nlabeling_hours: 20\n"
+        "task_changes_weekly: false\nbase_upgrade_expected: true\n"
+    )
+    return path
+
+
+def test_advise_from_store_and_answers(store, tmp_path, answers_file):
+    dataset = _populate(store, tmp_path)
+    advice = advise(store, answers_file, today=TODAY)
+    assert advice.verdict == "lora"
+    facts = advice.facts
+    assert facts["examples"].value == 1200 and facts["examples"].source == "measured"
+    assert facts["input_tokens"].value == 150 and facts["input_tokens"].source == "measured"
+    assert facts["requests_per_month"].source == "answered"
+    assert facts["finetune_significant"].value is True
+    assert facts["projected_gain_doubling"].value == 0.05
+    assert facts["prompt_versions"].value == 3
+    lose = {c.key: c for c in advice.lose_signals}
+    assert lose["a_few_examples"].answer is True and lose["a_few_examples"].source == "measured"
+    assert lose["e_base_improving"].answer is True and lose["e_base_improving"].source == "answered"
+    assert lose["b_inconsistent_labels"].answer is None  # no annotator columns: unknown, not invented
+    assert "label_agreement" in advice.unknowns and "latency_floor_binding" in advice.unknowns
+    # Money: quality from the evaluation (lora 0.60 vs best prompt knn 0.31), gpt-5-mini priced from unit prices.
+    assert advice.roi.baseline_monthly_usd == pytest.approx(237.5)
+    assert advice.roi.best.gain == pytest.approx(0.29)
+    # OpenAI closes new fine-tuning jobs on 2027-01-06, inside the year: a migration path with its cost.
+    assert advice.migration["closes"] == "2027-01-06" and advice.migration["budget_usd"] > 0
+    assert any("2027-01-06" in w for w in advice.warnings)
+    stored = store.latest_decision()
+    assert stored.id == advice.decision_id and stored.verdict == "lora" and stored.dataset_id == dataset.id
+    assert stored.money["baseline_monthly_usd"] == pytest.approx(237.5)
+    markdown, html = decision_section(store)
+    assert "Fine-tune with LoRA" in markdown and "Migration path" in markdown and "<table>" in html
+
+
+def test_classic_classifier_that_matches_wins(store, tmp_path, answers_file):
+    _populate(store, tmp_path, classic=0.60, lora=0.60)
+    advice = advise(store, answers_file, today=TODAY)
+    assert advice.verdict == "classic"
+    assert any("classic classifier" in r["text"] for r in advice.reasons)
+
+
+def test_no_significant_gain_keeps_the_prompt(store, tmp_path, answers_file):
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False)
+    assert advise(store, answers_file, today=TODAY).verdict == "prompt"
+
+
+def test_without_store_facts_everything_is_answered_or_unknown(store):
+    advice = advise(store, {"examples": 800, "label_agreement": 0.78, "prompt_revisions": 1}, today=TODAY)
+    assert advice.verdict == "prompt"  # three lose signals: few examples, noisy labels, prompt not exhausted
+    assert sum(c.answer is True for c in advice.lose_signals) == 3
+    assert advice.roi is None and any("money" in u for u in advice.unknowns)
+    assert all(f.source != "measured" or k == "lora_tried" for k, f in advice.facts.items())
+
+
+def test_after_the_openai_date_the_warning_is_in_force(store):
+    advice = advise(store, {"requests_per_month": 1000, "input_tokens": 100, "plan_date": "2027-02-01"}, today=TODAY)
+    assert any("plan is dated 2027-02-01" in w for w in advice.warnings)
+    assert advice.migration is not None
+
+
+def test_interactive_asker_fills_the_rest(store):
+    asked = []
+
+    def ask(key, question, kind):
+        asked.append(key)
+        return {"requests_per_month": "1000", "examples": "20000", "label_agreement": "0.9"}.get(key)
+
+    advice = advise(store, ask=ask, today=TODAY)
+    assert asked[0] == "requests_per_month" and "label_agreement" in asked
+    assert advice.facts["examples"].value == 20000 and advice.facts["examples"].detail == "asked"
+
+
+def test_bad_answers_are_one_line_errors(store, tmp_path):
+    path = tmp_path / "answers.yaml"
+    path.write_text("requests_per_month: -5\nvolume: 3\n")
+    with pytest.raises(ConfigError) as info:
+        advise(store, path, today=TODAY)
+    message = str(info.value)
+    assert str(path) in message and "requests_per_month" in message and "volume: unknown question" in message
+    assert "\n" not in message
+
+
+def test_advise_command_non_interactive(store, tmp_path, answers_file, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tunewise.cli import app
+    from tunewise.console import console
+
+    _populate(store, tmp_path)
+    monkeypatch.setattr(console, "_width", 200)
+    result = CliRunner().invoke(app, ["advise", "--answers", str(answers_file)])
+    assert result.exit_code == 0, result.output
+    assert "Fine-tune with LoRA" in result.output and "Stored as decision dec-" in result.output
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from tunewise.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["roi", "--requests", "-1", "--option", "gpt-5-mini"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "requests_per_month" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["roi", "--requests", "10", "--option", "gpt-5-minii"])
+    assert "did you mean gpt-5-mini" in capsys.readouterr().err
