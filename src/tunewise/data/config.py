@@ -11,3 +11,7 @@ class DataConfig(BaseModel):
     )
     eval_size: int = Field(300, ge=1, description="Rows held out by `tunewise data split` when --eval-size is not given")
     seed: int = Field(0, description="Seed for splits and sampling")
+    max_line_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Lines longer than this many bytes are rejected unread (quarantined), so one huge line cannot exhaust memory"
+    )
+    problems_shown: int = Field(10, ge=0, description="How many rejected rows `tunewise data import/clean/split` print (all are in the quarantine file)")

@@ -366,8 +366,10 @@ def _json_array_items(path: Path, notes: list[str]) -> Iterator[tuple[int, Any] 
         span = text[start:index]
         if _has_surrogates(span):
             yield Problem(number, "invalid_utf8: this element is not valid UTF-8 (re-save the file as UTF-8)", _escape(span))
-        else:
+        elif not isinstance(obj, (dict, list)) or _strict_json(span):
             yield number, obj
+        else:  # the standard parser accepts NaN and lone surrogate escapes; the API (and orjson) do not
+            yield Problem(number, "invalid_json: NaN, Infinity or an unpaired surrogate escape", span)
         index = ws.match(text, index).end()
         if index < len(text) and text[index] == ",":
             index += 1
@@ -389,6 +391,14 @@ def _resync(text: str, start: int, after: int) -> int | None:
         return found.end() - 1 if found else None
     found = re.compile(r"\n" + re.escape(indent) + r"\{").search(text, after)
     return found.end() - 1 if found else None
+
+
+def _strict_json(span: str) -> bool:
+    try:
+        orjson.loads(span)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _has_surrogates(text: str) -> bool:
