@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +67,13 @@ def train_with_provider(
     poll: PollSettings | None = None,
     today: date | None = None,
     follow: bool = True,
+    price_row: str | None = None,
 ):
     """Fine-tune `model` on `dataset` (a path or a registered dataset id) at `provider`; returns the finished Run.
 
     Raises ProviderError when the job fails or is cancelled (the run is stored as failed/cancelled first).
-    With `follow=False` it returns as soon as the job is created (status `running`).
+    With `follow=False` it returns as soon as the job is created (status `running`). `price_row` names the
+    pricing-catalog row to estimate with when the provider's model id is not a catalog name.
     """
     from tunewise.train.providers import get_provider
 
@@ -98,7 +98,7 @@ def train_with_provider(
     tokens = count_tokens(train_examples, model)
     epochs, epochs_note = prov.epochs_for_estimate(hyperparameters, len(train_examples))
     billable = tokens.total * epochs
-    price = training_price(prov.name, model, billable)
+    price = training_price(prov.name, model, billable, price_row=price_row)
     _show_plan(console, prov, model, train_path, len(train_examples), eval_path, len(eval_examples), tokens, epochs,
                epochs_note, billable, price, hyperparameters)
     _confirm(yes, f"Start a paid fine-tuning job at {prov.title}?")
@@ -118,6 +118,7 @@ def train_with_provider(
             "billable_tokens": billable,
             "usd": price["usd"] if price else None,
             "basis": price["basis"] if price else None,
+            "price_row": price["row"] if price else None,
         },
     }
     run = store.create_run(
@@ -148,7 +149,7 @@ def train_with_provider(
     if not follow:
         return store.get_run(run.id)
     job = follow_job(prov, job.id, run_id=run.id, store=store, console=console, poll=poll)
-    return _finish(store, run.id, prov, job, price, billable, started)
+    return _finish(store, run.id, prov, job, price, started)
 
 
 def follow_provider_run(run_ref: str, *, store=None, console: Console | None = None, poll: PollSettings | None = None):
@@ -165,8 +166,9 @@ def follow_provider_run(run_ref: str, *, store=None, console: Console | None = N
     job = follow_job(prov, run.provider_job_id, run_id=run.id, store=store, console=console or _err_console(),
                      poll=poll or PollSettings(), seen=seen)
     estimate = (run.config or {}).get("estimate") or {}
-    price = {"usd": estimate["usd"], "basis": estimate.get("basis")} if estimate.get("usd") is not None else None
-    return _finish(store, run.id, prov, job, price, estimate.get("billable_tokens"), started)
+    price = ({"usd": estimate["usd"], "basis": estimate.get("basis"), "row": estimate.get("price_row")}
+             if estimate.get("usd") is not None else None)
+    return _finish(store, run.id, prov, job, price, started)
 
 
 def cancel_provider_run(run_ref: str, *, store=None):
@@ -265,52 +267,61 @@ def load_chat_examples(path: str | Path) -> list[dict[str, Any]]:
 
 
 def count_tokens(examples: list[dict[str, Any]], model: str) -> TokenCount:
-    """Tokens in the examples as the provider bills them (chat overhead included)."""
-    encoding = _tiktoken_encoding(model)
-    if encoding is not None:
-        size, name, estimate = (lambda text: len(encoding.encode(text, disallowed_special=()))), encoding.name, False
-    else:
-        size, name, estimate = (lambda text: math.ceil(len(text) / _CHARS_PER_TOKEN)), f"{_CHARS_PER_TOKEN} chars/token", True
-    counts = [_example_tokens(example, size) for example in examples]
-    return TokenCount(total=sum(counts), per_example_max=max(counts, default=0), tokenizer=name, estimate=estimate)
+    """Tokens in the examples as the provider bills them (chat overhead included).
 
-
-def training_price(provider: str, model: str, billable_tokens: int) -> dict[str, Any] | None:
-    """The catalog's training cost for this provider and model, or None when the catalog has no such row."""
+    OpenAI models count with the data stage's offline tiktoken counter (`tunewise.data.tokens`); other
+    provider models (whose tokenizer is not on this machine) count 4 characters a token, marked estimate.
+    """
     try:
-        from tunewise.pricing import load_catalog
+        from tunewise.data.tokens import get_counter, is_openai_model
     except ImportError:
+        get_counter = None
+    if get_counter is not None and is_openai_model(model):
+        try:
+            counter = get_counter(model)
+            lengths = [int(n) for n in counter.count(examples)]
+            return TokenCount(sum(lengths), max(lengths, default=0), counter.tokenizer_name, bool(counter.estimate))
+        except TunewiseError:
+            pass
+    counts = [_example_tokens(example) for example in examples]
+    return TokenCount(sum(counts), max(counts, default=0), f"{_CHARS_PER_TOKEN} characters per token", True)
+
+
+def training_price(provider: str, model: str, billable_tokens: int, *, price_row: str | None = None) -> dict[str, Any] | None:
+    """The pricing catalog's cost of training `billable_tokens` on `model` at `provider`, or None without a row.
+
+    The row is `price_row` when given, else the row named (or aliased) like the model, else the
+    provider's row whose name the model starts with (`gpt-4o-mini-2024-07-18` -> `gpt-4o-mini`).
+    """
+    catalog = _catalog()
+    if catalog is None:
         return None
-    try:
-        catalog = load_catalog()
-        estimates = list(catalog.training_estimates(billable_tokens))
-    except (TunewiseError, AttributeError, TypeError):
+    row = catalog.get(price_row) if price_row else catalog.find(model)
+    if row is None:
+        bare = model.lower().removeprefix("ft:")
+        candidates = [r for r in catalog.rows if r.provider == provider and bare.startswith(r.name.lower())]
+        row = max(candidates, key=lambda r: len(r.name), default=None)
+    if row is None:
         return None
-    best, best_len = None, -1
-    for estimate in estimates:
-        row = getattr(estimate, "row", None)
-        row_provider = str(_field(row, "provider") or "").lower()
-        names = [str(n) for n in (_field(row, "model"), _field(row, "name")) if n]
-        if row_provider and row_provider != provider.lower():
-            continue
-        for name in names:
-            bare = name.split("/", 1)[1] if name.lower().startswith(provider.lower() + "/") else name
-            if (model == bare or model.startswith(bare)) and len(bare) > best_len:
-                best, best_len = estimate, len(bare)
-    if best is None:
+    estimate = catalog.training_estimate(row, billable_tokens)
+    if estimate is None:
         return None
-    return {"usd": float(best.usd), "basis": str(getattr(best, "basis", "") or ""), "as_of": str(getattr(catalog, "as_of", "") or "")}
+    return {"usd": float(estimate.usd), "basis": estimate.basis, "row": row.name, "as_of": str(row.as_of or catalog.as_of)}
 
 
 # -- internals -----------------------------------------------------------------------------------------
-def _finish(store, run_id: str, prov: Provider, job: ProviderJob, price, billable_estimate, started: float):
+def _finish(store, run_id: str, prov: Provider, job: ProviderJob, price, started: float):
     result = prov.result(job)
-    cost, basis = job.cost_usd, f"billed by {prov.title}"
-    if cost is None and price and job.billed_tokens and billable_estimate:
-        cost, basis = price["usd"] * job.billed_tokens / billable_estimate, f"catalog price x billed tokens ({price.get('basis')})"
-    elif cost is None and price:
-        cost, basis = price["usd"], f"catalog estimate ({price.get('basis')})"
     run = store.get_run(run_id)
+    cost, basis = job.cost_usd, f"billed by {prov.title}"
+    if cost is None and price:
+        # The catalog's price of the tokens the provider actually billed, else of the estimated tokens.
+        billed = price.get("row") and job.billed_tokens and training_price(prov.name, run.base_model, job.billed_tokens,
+                                                                            price_row=price["row"])
+        if billed:
+            cost, basis = billed["usd"], f"catalog price of the billed tokens: {billed['basis']}"
+        else:
+            cost, basis = price["usd"], f"catalog estimate: {price.get('basis')}"
     metrics = {**(run.metrics or {}), "provider_status": job.provider_status, "cost_basis": basis}
     artifacts = {**(run.artifacts or {}), **{k: v for k, v in result.items() if k not in {"billed_tokens", "cost_usd"} and v}}
     run = store.update_run(
@@ -334,19 +345,40 @@ def _finish(store, run_id: str, prov: Provider, job: ProviderJob, price, billabl
 
 
 def _check_retirement(prov: Provider, today: date, console: Console) -> None:
-    retirement = getattr(prov, "retirement_date", None)
-    if retirement is None or not prov.is_official_endpoint():
+    """Refuse a new job at a provider that has closed self-serve fine-tuning (its own endpoint only)."""
+    closes = _closure_date(prov)
+    if closes is None or not prov.is_official_endpoint():
         return
-    if today >= retirement:
+    if today >= closes:
         raise ProviderError(
-            f"{prov.title} accepts no new self-serve fine-tuning jobs since {retirement.isoformat()} (public reports); "
+            f"{prov.title} accepts no new self-serve fine-tuning jobs since {closes.isoformat()} (public reports); "
             f"train with `--provider together` or locally with `tunewise train`, or point {prov.base_url_env} at a compatible endpoint"
         )
     console.print(
         f"[yellow]note:[/] public reports say {prov.title} accepts no new self-serve fine-tuning jobs from "
-        f"{retirement.isoformat()} ({(retirement - today).days} days left); `--provider together` trains open weights you can keep",
+        f"{closes.isoformat()} ({(closes - today).days} days left); `--provider together` trains open weights you can keep",
         highlight=False,
     )
+
+
+def _closure_date(prov: Provider) -> date | None:
+    """When the provider stops taking new jobs: the pricing catalog's dated availability, else the provider's own date."""
+    catalog = _catalog()
+    dates = [
+        entry.from_
+        for entry in (getattr(catalog, "availability", None) or [])
+        if entry.provider == prov.name and entry.status == "closed"
+    ]
+    return min(dates) if dates else getattr(prov, "retirement_date", None)
+
+
+def _catalog():
+    try:
+        from tunewise.pricing import load_catalog
+
+        return load_catalog()
+    except (ImportError, TunewiseError):
+        return None
 
 
 def _resolve_dataset(ref: str, store, *, role: str):
@@ -408,7 +440,12 @@ def _basic_problems(example: Any) -> list[str]:
     return problems
 
 
-def _example_tokens(example: dict[str, Any], size: Callable[[str], int]) -> int:
+def _example_tokens(example: dict[str, Any]) -> int:
+    """4 characters a token, plus OpenAI's documented chat overhead (3 a message, 3 to prime the reply)."""
+
+    def size(text: str) -> int:
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
     total = _MESSAGE_OVERHEAD  # the reply is primed with <|start|>assistant<|message|>
     for message in example.get("messages") or []:
         total += _MESSAGE_OVERHEAD + size(str(message.get("role", "")))
@@ -425,38 +462,6 @@ def _example_tokens(example: dict[str, Any], size: Callable[[str], int]) -> int:
         if example.get(key):
             total += size(json.dumps(example[key]))
     return total
-
-
-@lru_cache(maxsize=8)
-def _tiktoken_encoding(model: str):
-    """tiktoken's encoding for an OpenAI model, or None (not an OpenAI model, or the encoding file is unavailable).
-
-    Offline (HF_HUB_OFFLINE=1 or TUNEWISE_OFFLINE=1) only a cached encoding is used: set TIKTOKEN_CACHE_DIR.
-    """
-    try:
-        import tiktoken
-    except ImportError:
-        return None
-    bare = model.split(":")[1] if model.startswith("ft:") else model
-    try:
-        name = tiktoken.encoding_name_for_model(bare)
-    except KeyError:
-        return None
-    offline = os.environ.get("TUNEWISE_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-    if offline and not os.environ.get("TIKTOKEN_CACHE_DIR"):
-        return None
-    try:
-        return tiktoken.get_encoding(name)
-    except Exception:  # no network and no cache: fall back to the estimate
-        return None
-
-
-def _field(row: Any, name: str) -> Any:
-    if row is None:
-        return None
-    if isinstance(row, dict):
-        return row.get(name)
-    return getattr(row, name, None)
 
 
 def _event_values(event: ProviderEvent) -> dict[str, Any]:
