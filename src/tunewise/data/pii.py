@@ -251,7 +251,8 @@ monday tuesday wednesday thursday friday saturday sunday january february march 
 september october november december acme northwind orbit labs the management department group company inc ltd
 gmbh llc corp co and or for from with in on at by to of as is was be been has have had will would can could
 google microsoft slack salesforce zapier jira stripe apple amazon outlook iphone android windows chrome safari
-firefox edge linux mac macos ios
+firefox edge linux mac macos ios call let see looking sent get will do does did
+what why how when where which who also but if
 """.split())
 
 
@@ -334,39 +335,191 @@ def _find_addresses(text: str) -> list[PiiMatch]:
 
 
 # --- driver ---------------------------------------------------------------------------------------
-_HAS_DIGIT = re.compile(r"\d")
-_HAS_NAME_CUE = re.compile(
-    r"(?i)name|contact|i am|i'm|this is|it's|regards|thanks|thank you|cheers|best|sincerely|signed|dear|ask for|"
-    r"speak to|spoke with|talked to|forward|greetings|cordialement|grüßen|saludos|\bm(?:r|s|rs)\b|\bdr\b|\bprof\b|"
-    r"our c[efo]o|[A-Z][a-z]+ [A-Z][a-z]+ (?:from|at|here|in|\()"
+# One cheap scan for digit runs (the pattern opens with a character class, so the regex engine skips
+# ahead without trying every position); each run is then classified with anchored matches near it.
+_RUN = re.compile(r"[+(\d][\d().\-/ +]*")
+_RUN_TRAIL = " .-/(+"
+_BOUNDARY_BEFORE = frozenset("@/#.,:$€£-_") 
+_IPV4_FULL = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+_US_ADDRESS_AT = re.compile(_US_ADDRESS.pattern.replace(r"(?<![\w.,$€£#-])", "", 1))
+_US_ADDRESS_LOWER_AT = re.compile(_US_ADDRESS_LOWER.pattern.replace(r"(?<![\w.,$€£#-])", "", 1))
+_ROMANCE_BEFORE_AT = re.compile(_ROMANCE_BEFORE.pattern.replace(r"(?<![\w.,-])", "", 1))
+_GERMANIC_ENDINGS = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "damm", "ring", "ufer", "gracht",
+                     "straat", "laan", "plein", "kade", "steig", "chaussee")
+_ROMANCE_WORDS = ("calle", "carrer", "avenida", "av.", "paseo", "plaza", "via ", "viale", "piazza", "corso", "largo",
+                  "rua ", "travessa", "praça")
+_NAME_CUE_WORDS = (
+    "my name is", "my name's", "i am", "i'm", "this is", "it's", "ask for", "speak to", "spoke with", "talked to",
+    "forward this to", "greetings from", "dear", "signed", "regards", "thanks", "thank you", "cheers", "best",
+    "sincerely", "cordialement", "grüßen", "saludos", "our ceo", "our cfo", "our cto", "contact:", "name:",
+    "mr", "mrs", "ms", "dr", "prof",
 )
+_VALEDICTIONS = frozenset(("signed", "regards", "thanks", "thank you", "cheers", "best", "sincerely", "cordialement",
+                           "grüßen", "saludos"))
+_TITLES = frozenset(("mr", "mrs", "ms", "dr", "prof"))
+_NAME_AFTER = re.compile(rf"[,.!:]?[ \t]*\n?[ \t]*((?:(?:Mr|Mrs|Ms|Dr|Prof)\.?[ ])?)({_NAME_WORDS})")
+_NAME_AFTER_TITLE = re.compile(rf"\.?[ ]({_NAME_WORDS})")
+_SIGNATURE_END = re.compile(r"[ \t]*(?:$|\n|[,.;(—–-])")
+_TWO_NAMES_BEFORE = re.compile(rf"(?:^|(?<=[\n.!?] )|(?<=, ))({_NAME_TOKEN} {_NAME_TOKEN})$")
+
+
+def _numeric_matches(text: str, low: str) -> list[PiiMatch]:
+    found: list[PiiMatch] = []
+    romance = any(w in low for w in _ROMANCE_WORDS)
+    for m in _RUN.finditer(text):
+        start, end = m.start(), m.end()
+        while end > start and text[end - 1] in _RUN_TRAIL:
+            end -= 1
+        if end <= start:
+            continue
+        prev = text[start - 1] if start else " "
+        # IBAN: two capital letters glued before the check digits ("DE89 3704...", "GB29NWBK...").
+        if start >= 2 and text[start - 2:start].isupper() and text[start - 2:start].isalpha():
+            iban = _iban_at(text, start - 2)
+            if iban:
+                found.append(iban)
+                continue
+        if prev.isalnum() or prev in _BOUNDARY_BEFORE and not text[start] == "+":
+            continue
+        nxt = text[end] if end < len(text) else " "
+        digits_only = text[start:end].replace(" ", "")
+        # House number first: "1600 Pennsylvania Avenue", "221B Baker Street", "12 rue de la Paix".
+        if len(digits_only) <= 6 and digits_only.isdigit():
+            addr = (_US_ADDRESS_AT.match(text, start) or _US_ADDRESS_LOWER_AT.match(text, start)
+                    or _ROMANCE_BEFORE_AT.match(text, start))
+            if addr:
+                value = addr.group().rstrip(".,")
+                found.append(PiiMatch("address", start, start + len(value), value))
+                continue
+            # Street name first: "Hauptstraße 5", "Calle Mayor 10".
+            if start >= 4 and text[start - 1] == " ":
+                addr = _street_before(text, low, start, romance)
+                if addr:
+                    found.append(addr)
+                    continue
+        if nxt.isalpha() or nxt in "@$€£%" or (nxt in ".," and end + 1 < len(text) and text[end + 1].isdigit()):
+            if not (nxt == "-" or nxt.isspace()):
+                continue
+        run = text[start:end]
+        if run.count(".") == 3 and _IPV4_FULL.fullmatch(run):
+            if not (_VERSION_CUE.search(text, max(0, start - 14), start) or text.startswith("/", end)):
+                found.append(PiiMatch("ip", start, end, run))
+            continue
+        kind = _classify_number(text, start, end)
+        if kind:
+            if kind == "phone":
+                end = _extend_phone(text, end)
+            found.append(PiiMatch(kind, start, end, text[start:end]))
+    return found
+
+
+def _iban_at(text: str, pos: int) -> PiiMatch | None:
+    m = _IBAN.match(text, pos)
+    if m is None or (pos and text[pos - 1].isalnum()):
+        return None
+    length = _IBAN_LENGTHS.get(m.group(1))
+    if length is None:
+        return None
+    count, end = 0, pos
+    for i in range(pos, m.end()):
+        if text[i] != " ":
+            count += 1
+            if count == length:
+                end = i + 1
+                break
+    if count != length or (end < len(text) and text[end].isalnum()):
+        return None
+    candidate = text[pos:end]
+    return PiiMatch("iban", pos, end, candidate) if _iban_valid(candidate.replace(" ", "").upper()) else None
+
+
+def _street_before(text: str, low: str, start: int, romance: bool) -> PiiMatch | None:
+    word_start = text.rfind(" ", 0, start - 1) + 1
+    word = low[word_start:start - 1]
+    window = max(0, start - 45)
+    if word.endswith(_GERMANIC_ENDINGS):
+        m = _GERMANIC.search(text, window)
+        while m and m.start() < start:
+            if m.start() <= word_start and m.end() > start:
+                value = m.group().rstrip(".,")
+                return PiiMatch("address", m.start(), m.start() + len(value), value)
+            m = _GERMANIC.search(text, m.start() + 1)
+    if romance:
+        m = _ROMANCE_AFTER.search(text, window)
+        while m and m.start() < start:
+            if m.end() > start:
+                value = m.group().rstrip(".,")
+                return PiiMatch("address", m.start(), m.start() + len(value), value)
+            m = _ROMANCE_AFTER.search(text, m.start() + 1)
+    return None
+
+
+def _name_matches(text: str, low: str) -> list[PiiMatch]:
+    found: list[PiiMatch] = []
+    for cue in _NAME_CUE_WORDS:
+        i = low.find(cue)
+        while i >= 0:
+            after = i + len(cue)
+            if (i == 0 or not low[i - 1].isalnum()) and (after >= len(low) or not low[after].isalpha()):
+                match = _name_after(text, cue, after)
+                if match:
+                    found.append(match)
+            i = low.find(cue, i + 1)
+    if "\n" in text:
+        found += _find_signatures(text)
+    for sep in (" from ", " here", " at ", " (", " in "):
+        i = text.find(sep)
+        while i >= 0:
+            m = _TWO_NAMES_BEFORE.search(text, max(0, i - 50), i)
+            if m and _name_ok(m.group(1)):
+                found.append(PiiMatch("name", m.start(1), m.end(1), m.group(1)))
+            i = text.find(sep, i + 1)
+    return found
+
+
+def _name_after(text: str, cue: str, pos: int) -> PiiMatch | None:
+    if cue in _TITLES:
+        m = _NAME_AFTER_TITLE.match(text, pos)
+        if m and _name_ok(m.group(1)):
+            return PiiMatch("name", m.start(1), m.end(1), m.group(1))
+        return None
+    m = _NAME_AFTER.match(text, pos)
+    if m is None:
+        return None
+    name, start, end = m.group(2), m.start(2), m.end(2)
+    # A first name alone is a name only after a strong cue; "I'm Canadian" and "this is Ridiculous" are not.
+    if " " not in name and cue in ("i am", "i'm", "this is", "it's"):
+        return None
+    # After a valediction the name ends the line ("Thanks, Maria"), unlike "thanks Call me on ...".
+    if cue in _VALEDICTIONS and not _SIGNATURE_END.match(text, end):
+        return None
+    if not _name_ok(name):
+        return None
+    return PiiMatch("name", start, end, name)
+
+
+def _find_signatures(text: str) -> list[PiiMatch]:
+    found = []
+    for m in _LINE_NAME.finditer(text):
+        line_start = text.rfind("\n", 0, max(0, m.start(1) - 1))
+        previous = text[line_start + 1: text.rfind("\n", 0, m.start(1))]
+        if _VALEDICTION.search(previous) and _name_ok(m.group(1)):
+            found.append(PiiMatch("name", m.start(1), m.end(1), m.group(1)))
+    return found
 
 
 def find_pii(text: str) -> list[PiiMatch]:
     """Every piece of PII in `text`, sorted by position, overlaps resolved (checksum-backed types win)."""
     if not text:
         return []
+    low = text.lower()
     candidates: list[PiiMatch] = []
-    has_digit = _HAS_DIGIT.search(text) is not None
     if "@" in text:
         candidates += [PiiMatch("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
-    if has_digit:
-        for m in _NUMERIC.finditer(text):
-            start, end = m.start(), m.end()
-            while start < end and text[start] == " ":
-                start += 1
-            kind = _classify_number(text, start, end)
-            if kind == "phone":
-                end = _extend_phone(text, end)
-            if kind:
-                candidates.append(PiiMatch(kind, start, end, text[start:end]))
-        candidates += _find_ibans(text)
-        candidates += _find_ips(text)
-        candidates += _find_addresses(text)
-    elif ":" in text and "::" in text:
-        candidates += _find_ips(text)
-    if _HAS_NAME_CUE.search(text):
-        candidates += _find_names(text)
+    candidates += _numeric_matches(text, low)
+    if "::" in text or text.count(":") >= 7:
+        candidates += [m for m in _find_ips(text) if ":" in m.text]
+    candidates += _name_matches(text, low)
     return _resolve(candidates)
 
 
