@@ -1,0 +1,325 @@
+"""`tunewise demo`: every lifecycle stage, end to end, on the embedded model and the bundled sample task.
+
+    from tunewise.demo import run_demo
+    result = run_demo("tunewise-demo")
+    print(result.report_html)
+
+The demo is an ordinary user of the public API: it creates a workspace, imports the sample task,
+audits it (and shows what it found against what the sample's generator planted), cleans it, trains a
+LoRA adapter, evaluates it against zero-shot, few-shot, retrieval few-shot and a classic classifier,
+draws a learning curve, asks `advise` whether the fine-tune pays, and writes the report. Every figure
+it prints was measured in this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rich.table import Table
+
+from tunewise.console import console
+
+
+@dataclass
+class DemoPlan:
+    """What the demo runs. The defaults keep it under 15 minutes on 2 CPU cores (see bench/RESULTS.md, "Demo")."""
+
+    model: str = "smollm2-135m"
+    # The LoRA run and the largest learning-curve point share these examples (the curve reuses the run).
+    train_examples: int = 400
+    curve_sizes: tuple[int, ...] = (50, 100, 200, 400)
+    # Eval rows per learning-curve point (the final comparison always uses the whole eval split).
+    curve_eval_rows: int | None = 150
+    few_shot_k: int = 4
+    eval_limit: int | None = None
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DemoStep:
+    name: str
+    seconds: float
+    summary: str
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    steps: list[DemoStep]
+    run_id: str | None = None
+    evaluation_id: str | None = None
+    verdict: str | None = None
+    advice: str | None = None
+    report_html: Path | None = None
+    report_md: Path | None = None
+    audit_html: Path | None = None
+    found_vs_planted: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(step.seconds for step in self.steps)
+
+
+@contextlib.contextmanager
+def _workspace_env(root: Path) -> Iterator[None]:
+    # Every stage finds its store and run folder through TUNEWISE_HOME; the demo points it at its own
+    # folder for its duration so that it never touches the user's workspace.
+    previous = os.environ.get("TUNEWISE_HOME")
+    os.environ["TUNEWISE_HOME"] = str(root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TUNEWISE_HOME", None)
+        else:
+            os.environ["TUNEWISE_HOME"] = previous
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.done: list[DemoStep] = []
+
+    def run(self, number: int, name: str, action: Callable[[], tuple[Any, str]]) -> Any:
+        console.rule(f"[bold]{number}. {name}")
+        started = time.perf_counter()
+        value, summary = action()
+        seconds = time.perf_counter() - started
+        self.done.append(DemoStep(name, seconds, summary))
+        console.print(f"[green]✓[/] {summary} [dim]({_duration(seconds)})[/]")
+        return value
+
+
+def run_demo(out_dir: str | Path = "tunewise-demo", *, plan: DemoPlan | None = None, fresh: bool = True) -> DemoResult:
+    """Run the whole lifecycle on the sample task in `out_dir` and return what it measured.
+
+    `fresh` deletes an earlier demo folder first (only one that holds a demo marker file), so that the
+    figures come from this run alone.
+    """
+    plan = plan or DemoPlan()
+    root = Path(out_dir).expanduser().resolve()
+    _prepare_folder(root, fresh)
+    steps = _Steps()
+    result = DemoResult(root=root, steps=steps.done)
+    with _workspace_env(root):
+        from tunewise.workspace_init import init_workspace, open_store
+
+        init_workspace(root)
+        (root / _MARKER).write_text("Written by `tunewise demo`; `tunewise demo` deletes and rewrites this folder.\n")
+        store = open_store()
+        try:
+            _run_steps(plan, root, store, steps, result)
+        finally:
+            store.close()
+    _print_summary(result)
+    return result
+
+
+_MARKER = ".tunewise-demo"
+
+
+def _prepare_folder(root: Path, fresh: bool) -> None:
+    if root.exists() and fresh and any(root.iterdir()):
+        if not (root / _MARKER).exists():
+            from tunewise.errors import ConfigError
+
+            raise ConfigError(f"{root}: not empty and not an earlier demo folder; pass another --out")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoResult) -> None:
+    from tunewise.sample import SYSTEM_PROMPT, sample_paths
+
+    sample = sample_paths()
+    data_dir = root / "data"
+    data_dir.mkdir(exist_ok=True)
+
+    def load_model() -> tuple[Path, str]:
+        from tunewise.models import _converted_dir, materialize, resolve
+
+        source = resolve(plan.model)
+        converted = source.is_gguf and (_converted_dir(source) / "model.safetensors").exists()
+        folder = materialize(plan.model)
+        if not source.is_gguf:
+            how = "is a local folder"
+        elif converted:
+            how = "was already converted from GGUF (cached)"
+        else:
+            how = "converted once from GGUF to safetensors (later runs load the cached copy)"
+        return folder, f"model {plan.model} {how}: {folder}"
+
+    steps.run(1, "Embedded model", load_model)
+
+    def import_data() -> tuple[dict[str, Path], str]:
+        from tunewise.data.clean import import_dataset
+
+        paths = {}
+        for role in ("train", "eval"):
+            copy = data_dir / sample[role].name
+            shutil.copyfile(sample[role], copy)
+            imported = import_dataset(copy, data_dir / f"{role}.jsonl", role=role)
+            paths[role] = imported.output
+            paths[f"{role}_rows"] = imported.kept
+        shutil.copyfile(sample["annotations"], data_dir / sample["annotations"].name)
+        paths["annotations"] = data_dir / sample["annotations"].name
+        return paths, f"imported {paths['train_rows']} training and {paths['eval_rows']} eval tickets (12 categories) into {data_dir}"
+
+    data = steps.run(2, "Import the sample task", import_data)
+
+    def audit_data() -> tuple[Any, str]:
+        from tunewise.data.audit import audit
+        from tunewise.data.audit_html import write_audit_html
+
+        audited = audit(data["train"], eval_path=data["eval"], model=plan.model, annotations_path=data["annotations"], store=store)
+        result.audit_html = write_audit_html(audited, root / "audit.html") or root / "audit.html"
+        result.found_vs_planted = found_vs_planted(audited)
+        _show_audit(audited.summary, result.found_vs_planted)
+        s = audited.summary
+        return audited, (f"{s['pii']['rows']} rows with PII, {s['duplicates']['rows_in_clusters']} rows in duplicate clusters, "
+                         f"{s['contamination']['hits']} eval rows seen in training, {s['labels']['suspected_mislabeled']} suspected "
+                         f"wrong labels; HTML: {result.audit_html}")
+
+    steps.run(3, "Audit", audit_data)
+
+    def clean_data() -> tuple[Path, str]:
+        from tunewise.data.clean import clean
+
+        cleaned = clean(data["train"], data_dir / "train.clean.jsonl", dedup=True, redact_pii=True, drop_contaminated=True,
+                        eval_path=data["eval"])
+        return cleaned.output, (f"kept {cleaned.kept} of {cleaned.rows_in} rows: removed {cleaned.duplicates_removed} duplicates and "
+                                f"{cleaned.contaminated_removed} contaminated rows, redacted PII in {cleaned.redacted_rows} rows; "
+                                f"quarantine: {cleaned.quarantine}")
+
+    train_path = steps.run(4, "Clean", clean_data)
+
+    def train_lora() -> tuple[Any, str]:
+        from tunewise.train import demo_train_config, train
+
+        config = demo_train_config(str(train_path), str(data["eval"]), model=plan.model, max_train_examples=plan.train_examples,
+                                   **plan.train_overrides)
+        run = train(config, store=store)
+        metrics = run.metrics or {}
+        return run, (f"LoRA run {run.id}: {metrics.get('train_examples', plan.train_examples)} examples, train loss "
+                     f"{_num(metrics.get('train_loss'))}, eval loss {_num(metrics.get('eval_loss'))}, "
+                     f"{_num(metrics.get('tokens_per_second'), '{:.0f}')} tokens/s")
+
+    run = steps.run(5, "Train a LoRA adapter", train_lora)
+    result.run_id = run.id
+
+    def evaluate_candidates() -> tuple[dict, str]:
+        from tunewise.evaluate import evaluate
+        from tunewise.evaluate.config import EvalConfig
+
+        k = plan.few_shot_k
+        candidates = [
+            f"zero-shot:{plan.model}",
+            f"few-shot:{plan.model}?k={k}",
+            f"knn-few-shot:{plan.model}?k={k}",
+            "classic:tfidf",
+            f"adapter:{run.id}",
+        ]
+        config = EvalConfig(limit=plan.eval_limit, system_prompt=SYSTEM_PROMPT)
+        results = evaluate(data["eval"], candidates, train_path=train_path, baseline=candidates[1], config=config, store=store)
+        result.evaluation_id = results.get("id") or results.get("evaluation_id")
+        result.verdict = results.get("verdict")
+        return results, f"verdict: {result.verdict}"
+
+    steps.run(6, "Evaluate against prompt baselines", evaluate_candidates)
+
+    def curve() -> tuple[dict, str]:
+        from tunewise.evaluate.curve import learning_curve
+        from tunewise.train import demo_train_config
+
+        base = demo_train_config(str(train_path), str(data["eval"]), model=plan.model, **plan.train_overrides)
+        known = {plan.train_examples: run.id} if plan.train_examples in plan.curve_sizes else {}
+        fitted = learning_curve(train_path, data["eval"], list(plan.curve_sizes), base_config=base, store=store,
+                                eval_limit=plan.curve_eval_rows, existing_runs=known)
+        scores = ", ".join(f"{n}: {s:.3f}" for n, s in zip(fitted["sizes"], fitted["scores"]))
+        gain = fitted.get("projected_gain_doubling")
+        return fitted, f"{fitted['metric']} by training size: {scores}; projected gain from doubling the data: {_num(gain, '{:+.3f}')}"
+
+    steps.run(7, "Learning curve", curve)
+
+    def decide() -> tuple[Any, str]:
+        from tunewise.advise import advise
+
+        answers = Path(__file__).resolve().parent / "sample" / "demo-answers.yaml"
+        shutil.copyfile(answers, root / "answers.yaml")
+        advice = advise(store, root / "answers.yaml")
+        result.advice = advice.title
+        console.print(advice.to_markdown(), markup=False, highlight=False)
+        return advice, f"advice: {advice.title}"
+
+    steps.run(8, "Advise: fine-tune or not?", decide)
+
+    def report() -> tuple[tuple[Path, Path], str]:
+        from tunewise.evaluate.report import write_report
+
+        html_path, md_path = write_report(root / "report", store=store)
+        result.report_html, result.report_md = Path(html_path), Path(md_path)
+        return (html_path, md_path), f"report: {html_path} and {md_path}"
+
+    steps.run(9, "Report", report)
+
+
+def found_vs_planted(audited) -> list[dict[str, Any]]:
+    """What the audit found in the sample task against what its generator planted (planted.json)."""
+    from tunewise.sample import planted
+
+    truth = planted()["train"]
+    found = audited.found_lines() if hasattr(audited, "found_lines") else {}
+    rows = []
+    for check, planted_lines in (
+        ("PII rows", {item["line"] for item in truth["pii"]}),
+        ("near-duplicate rows", {item["line"] for item in truth["near_duplicates"]}),
+        ("exact-duplicate rows", {item["line"] for item in truth["exact_duplicates"]}),
+        ("wrong labels", {item["line"] for item in truth["wrong_labels"]}),
+        ("contaminated rows", {item["train_line"] for item in truth["contamination"]}),
+    ):
+        lines = set(found.get(check, ()))
+        rows.append({"check": check, "planted": len(planted_lines), "found": len(lines),
+                     "found_of_planted": len(lines & planted_lines)})
+    return rows
+
+
+def _show_audit(summary: dict, comparison: list[dict[str, Any]]) -> None:
+    readiness = summary.get("readiness") or {}
+    if readiness.get("verdict"):
+        console.print(f"Readiness: {readiness['verdict']}")
+    table = Table(title="Audit: found against planted", show_lines=False)
+    for column in ("check", "planted", "found", "of them planted", "recall"):
+        table.add_column(column, justify="left" if column == "check" else "right")
+    for row in comparison:
+        recall = row["found_of_planted"] / row["planted"] if row["planted"] else None
+        table.add_row(row["check"], str(row["planted"]), str(row["found"]), str(row["found_of_planted"]), _num(recall, "{:.0%}"))
+    console.print(table)
+
+
+def _print_summary(result: DemoResult) -> None:
+    console.rule("[bold]Demo finished")
+    table = Table(title=f"tunewise demo in {result.root}")
+    table.add_column("step")
+    table.add_column("time", justify="right")
+    table.add_column("result")
+    for step in result.steps:
+        table.add_row(step.name, _duration(step.seconds), step.summary)
+    table.add_row("[bold]total", f"[bold]{_duration(result.total_seconds)}", "")
+    console.print(table)
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.0f} s" if minutes else f"{seconds:.1f} s"
+
+
+def _num(value: Any, fmt: str = "{:.3f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+__all__ = ["run_demo", "DemoPlan", "DemoResult", "found_vs_planted"]
