@@ -368,7 +368,7 @@ def curve_statement(results: dict) -> str:
     r2 = f", R² {fit['r2']:.2f}" if fit.get("r2") is not None else ""
     plateau = ""
     if fit.get("asymptote") is not None:
-        plateau = f"; plateau ≈ {fit['asymptote'] * 100:.1f}" if rate else f"; plateau ≈ {fit['asymptote']:.4g}"
+        plateau = f"; plateau ≈ {fit['asymptote']:.3f}" if rate else f"; plateau ≈ {fit['asymptote']:.4g}"
     return f"Doubling the training data from {n:,} to {2 * n:,} examples is projected to change {metric} by {amount} ({how}{r2}{plateau})."
 
 

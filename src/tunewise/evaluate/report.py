@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -143,7 +144,9 @@ def _p(value) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     def cell(text) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+        # Replies are data, not markup: a stray <b> in a model output must not restyle the summary.
+        text = str(text).replace("|", "\\|").replace("\n", " ")
+        return re.sub(r"<(?=[A-Za-z/!])", "&lt;", text)
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
@@ -457,7 +460,11 @@ def _errors(evaluation) -> Section:
         if entry.get("prediction") not in (None, "") and str(entry.get("prediction")) != str(output):
             output = f"{output}  [parsed: {entry['prediction']}]"
         rows_out.append([str(index), _clip(row["input"]), _clip(row["reference"]), _clip(output), ", ".join(right) or "none"])
-    lead = f"{len(wrong)} of {len(rows)} rows wrong; the {min(len(wrong), MAX_ERRORS)} worst:"
+    graded = any(isinstance(item[4].get("correct"), float) for item in wrong)
+    if graded:
+        lead = f"The {min(len(wrong), MAX_ERRORS)} lowest-scoring of {len(rows)} rows:"
+    else:
+        lead = f"{len(wrong)} of {len(rows)} rows wrong; the {min(len(wrong), MAX_ERRORS)} worst:"
     md = f"## {title}\n\n{lead}\n\n{_md_table(header, rows_out)}"
     html_rows = [[esc(r[0]), *(f"<pre>{esc(c)}</pre>" for c in r[1:4]), esc(r[4])] for r in rows_out]
     page = f"<h2>{esc(title)}</h2><p>{esc(lead)}</p>{_html_table(header, html_rows, raw=True)}"

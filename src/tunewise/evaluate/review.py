@@ -97,7 +97,8 @@ def _normalize_row(row: dict, keys: dict[str, str], number: int) -> dict:
         candidates[keys.get(key, key)] = {
             "output": entry.get("output", entry.get("text", "")),
             "prediction": entry.get("prediction", entry.get("parsed")),
-            "correct": entry.get("correct"),
+            # Free-text tasks score each row (ROUGE-L) instead of marking it right or wrong.
+            "correct": entry.get("correct", entry.get("score")),
         }
     return {
         "index": row.get("index", number - 1),
