@@ -615,32 +615,15 @@ class _PairsFromJson:
         return _pair_example(obj, text, label, annotators)
 
 
-def _csv_encoding(path: Path) -> str:
-    """'utf-8' when the whole file decodes, else 'cp1252' when that does (Excel), else 'mixed'."""
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(_BLOCK), b""):
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "mixed"
-
-
 def _csv_rows(path, fmt, limit, text_column, label_column, annotator_columns, system, notes) -> Iterator[Record | Problem]:
-    encoding = _csv_encoding(path)
-    if encoding == "cp1252":
-        notes.append(f"{path}: not valid UTF-8; read as Windows-1252 (cp1252), as Excel exports it")
-    elif encoding == "mixed":
-        notes.append(f"{path}: some lines are not valid UTF-8 (nor cp1252); those rows are rejected")
     bad: set[int] = set()  # physical lines that did not decode or were too long
     too_long: dict[int, int] = {}
     consumed: list[str] = []  # the physical lines of the row being parsed, for its Problem
 
     def text_lines() -> Iterator[str]:
+        # Each line is UTF-8, else Windows-1252 (what Excel writes), else rejected: deciding per line keeps
+        # a UTF-8 file with a few pasted cp1252 lines intact instead of garbling every accented letter.
+        legacy: list[int] = []
         for number, line in enumerate(_physical_lines(path, limit), 1):
             if type(line) is not bytes:
                 too_long[number] = line.size
@@ -649,12 +632,19 @@ def _csv_rows(path, fmt, limit, text_column, label_column, annotator_columns, sy
                 if line.endswith(b"\r"):
                     line = line[:-1]
                 try:
-                    text = line.decode("utf-8" if encoding != "cp1252" else "cp1252")
+                    text = line.decode("utf-8")
                 except UnicodeDecodeError:
-                    bad.add(number)
-                    text = line.decode("utf-8", errors="backslashreplace")
+                    try:
+                        text = line.decode("cp1252")
+                        legacy.append(number)
+                    except UnicodeDecodeError:
+                        bad.add(number)
+                        text = line.decode("utf-8", errors="backslashreplace")
             consumed.append(text)
             yield text + "\n"
+        if legacy:
+            where = ", ".join(map(str, legacy[:5])) + (", ..." if len(legacy) > 5 else "")
+            notes.append(f"{path}: {len(legacy):,} lines not valid UTF-8, read as Windows-1252 (cp1252) as Excel writes them (line {where})")
 
     lines = text_lines()
     header_line = next(lines, None)
