@@ -1,7 +1,115 @@
-"""CLI commands of this group (filled in by its stage)."""
+"""`tunewise eval`: score candidates on a held-out set (and, from `evaluate_extra`, curve and human review).
+
+`eval` is a group that also runs on its own: `tunewise eval --data ...` evaluates, `tunewise eval curve`
+and friends are subcommands added by `tunewise.cli.evaluate_extra`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+eval_app = typer.Typer(
+    help="Prove or refute a fine-tune against prompt baselines on your own held-out set.\n\n"
+    "Example: `tunewise eval --data eval.jsonl --train train.jsonl --candidate few-shot:smollm2-135m?k=8 "
+    "--candidate adapter:run-1a2b --candidate classic:tfidf`",
+    invoke_without_command=True,
+    rich_markup_mode="markdown",
+)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    try:
+        from tunewise.cli import evaluate_extra
+    except ImportError:
+        evaluate_extra = None
+    if evaluate_extra is not None:
+        evaluate_extra.register(eval_app, app)
+    app.add_typer(eval_app, name="eval", rich_help_panel="Evaluate")
+
+
+@eval_app.callback()
+def eval_command(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="Held-out eval set (chat JSONL; the final assistant turn is the reference)."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training set: few-shot examples, retrieval, classic:tfidf and the contamination check."),
+    candidate: list[str] = typer.Option(
+        [], "--candidate", "-c",
+        help="Repeatable: zero-shot:MODEL, few-shot:MODEL?k=8, knn-few-shot:MODEL?k=8, adapter:RUN, endpoint:URL#MODEL, classic:tfidf.",
+    ),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Candidate every other is compared with (default: the best prompt candidate, few-shot if present)."),
+    task: str = typer.Option("auto", "--task", help="Task type: auto, classification, json or text."),
+    schema: Optional[Path] = typer.Option(None, "--schema", help="JSON Schema file that replies must satisfy (structured-output tasks)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eval rows (a quick look; the results say so)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Prompts generated together by local models (eval.batch_size)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="LLM judge for free-text tasks as URL#MODEL (OpenAI-compatible)."),
+    allow_contamination: bool = typer.Option(False, "--allow-contamination", help="Evaluate even when eval rows duplicate training rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
+) -> None:
+    """Score every candidate on the same eval set: metric with 95% interval, difference vs the baseline with p-value, latency and $ per 1,000 requests.
+
+    Example: `tunewise eval --data eval.jsonl --train train.jsonl -c zero-shot:smollm2-135m -c few-shot:smollm2-135m?k=8 -c knn-few-shot:smollm2-135m?k=8 -c classic:tfidf -c adapter:run-1a2b`
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tunewise.errors import EvaluationError
+
+    if data is None or not candidate:
+        raise EvaluationError("tunewise eval needs --data EVAL and at least one --candidate (see `tunewise eval --help`)")
+    from tunewise.config import load_config, with_overrides
+    from tunewise.evaluate import evaluate
+
+    config = with_overrides(load_config().eval, limit=limit, batch_size=batch_size, judge=judge)
+    results = evaluate(
+        data, candidate, train_path=train, baseline=baseline, task_type=task, schema_path=schema, config=config,
+        allow_contamination=allow_contamination, progress=not as_json,
+    )
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    print_results(results)
+
+
+def print_results(results: dict) -> None:
+    """The candidates table and the verdict (also used by the demo)."""
+    from rich.table import Table
+
+    from tunewise.console import console
+
+    primary = results["primary_metric"]
+    pct = lambda x: f"{x * 100:.1f}"  # noqa: E731
+    table = Table(
+        title=f"{results['rows']} eval rows, {results['task_type']}: {primary} (%) with {results['confidence'] * 100:g}% interval",
+        caption=f"baseline: {results['baseline']}",
+    )
+    for column, justify in (("candidate", "left"), (primary, "right"), ("vs baseline", "right"), ("p", "right"),
+                            ("p50 / p95 ms", "right"), ("$ / 1k req", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for c in results["candidates"]:
+        if c["status"] != "completed":
+            table.add_row(c["name"], f"[red]failed[/]: {c.get('error', '')}", "", "", "", "")
+            continue
+        m = c["metrics"][primary]
+        comp = c.get("comparison")
+        diff = f"{comp['diff'] * 100:+.1f} ({pct(comp['low'])}–{pct(comp['high'])})" if comp else "[dim]baseline[/]"
+        if comp and comp["significant"]:
+            diff = f"[bold]{diff}[/]"
+        from tunewise.evaluate.stats import format_p
+
+        p = format_p(comp["p_value"]).removeprefix("p=") if comp else ""
+        ops = c["operations"]
+        latency = f"{ops['latency_p50_ms']:.0f} / {ops['latency_p95_ms']:.0f}" if ops.get("latency_p50_ms") is not None else "-"
+        cost = f"${ops['cost_per_1k_usd']:.4f}" if ops.get("cost_per_1k_usd") is not None else "-"
+        table.add_row(c["name"], f"{pct(m['value'])} ({pct(m['low'])}–{pct(m['high'])})", diff, p, latency, cost)
+    console.print(table)
+    contamination = results.get("contamination") or {}
+    if contamination.get("eval_rows_affected"):
+        console.print(f"[yellow]warning:[/] {contamination['eval_rows_affected']} eval rows duplicate training rows (--allow-contamination)")
+    if results.get("limit"):
+        console.print(f"[yellow]note:[/] only the first {results['limit']} eval rows were scored (--limit)")
+    console.print(f"[bold]{results['verdict']}[/]", highlight=False)
+    console.print(f"evaluation {results['evaluation_id']}; per-row outputs {results['outputs_path']}", highlight=False)

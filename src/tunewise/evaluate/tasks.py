@@ -1,0 +1,295 @@
+"""What is being evaluated: the rows, the task type, the label set, how replies are parsed and prompts built.
+
+Rows are chat examples (`{"messages": [...]}`); the final assistant turn is the reference, the turns
+before it are the prompt. Other formats are read through `tunewise.data.formats` when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunewise.errors import DataError, EvaluationError
+
+TASK_TYPES = ("classification", "json", "text")
+_REFUSAL = re.compile(
+    r"^\s*(i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai)", re.I
+)
+
+
+@dataclass
+class Example:
+    """One eval or training row: its prompt turns, its input text and its reference reply."""
+
+    index: int
+    line: int
+    messages: list[dict]  # prompt turns (everything before the final assistant reply)
+    text: str  # the input side, for retrieval, contamination and reports
+    reference: str | None
+
+
+@dataclass
+class Task:
+    """The task as detected from the data: type, labels (classification) and JSON schema (structured)."""
+
+    type: str
+    labels: list[str] = field(default_factory=list)
+    schema: dict | None = None
+    system_prompt: str | None = None
+
+
+def load_rows(path: str | Path) -> list[Example]:
+    """Read a dataset into `Example`s (chat JSONL natively, other formats via `tunewise.data.formats`).
+
+    Example: rows = load_rows("eval.jsonl"); rows[0].reference
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    examples: list[dict] = []
+    lines: list[int] = []
+    try:
+        from tunewise.data.formats import load_examples
+    except ImportError:
+        load_examples = None
+    if load_examples is not None:
+        loaded = load_examples(path)
+        for record in loaded.records:
+            examples.append(record.example)
+            lines.append(record.line)
+    else:
+        with open(path, encoding="utf-8") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+                    raise DataError(f"{path}:{number}: expected a chat row with a 'messages' list")
+                examples.append(row)
+                lines.append(number)
+    rows = [_to_example(i, line, ex) for i, (line, ex) in enumerate(zip(lines, examples))]
+    if not rows:
+        raise DataError(f"{path}: no usable rows")
+    return rows
+
+
+def _to_example(index: int, line: int, example: dict) -> Example:
+    messages = [m for m in example.get("messages", []) if isinstance(m, dict)]
+    reference = None
+    if messages and messages[-1].get("role") == "assistant":
+        reference = _content(messages[-1])
+        messages = messages[:-1]
+    prompt = [{"role": m.get("role", "user"), "content": _content(m)} for m in messages if m.get("role") in ("system", "user", "assistant")]
+    text = "\n".join(m["content"] for m in prompt if m["role"] == "user")
+    return Example(index, line, prompt, text, reference)
+
+
+def _content(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return "" if content is None else str(content)
+
+
+def detect_task(train: list[Example] | None, eval_rows: list[Example], *, task_type: str = "auto", schema: dict | None = None) -> Task:
+    """Classification when replies form a closed label set, JSON when replies parse as JSON (or a schema is given), else text.
+
+    Example: detect_task(train_rows, eval_rows).type == "classification"
+    """
+    refs = [r.reference for r in (train or []) + eval_rows if r.reference is not None]
+    if not refs:
+        raise DataError("the eval set has no reference replies (a final assistant turn in each row)")
+    system = next((m["content"] for m in eval_rows[0].messages if m["role"] == "system"), None)
+    if task_type not in ("auto", *TASK_TYPES):
+        raise EvaluationError(f"task type {task_type!r}: use one of auto, {', '.join(TASK_TYPES)}")
+    if task_type == "auto":
+        if schema is not None:
+            task_type = "json"
+        elif _looks_like_labels(refs):
+            task_type = "classification"
+        elif sum(_is_json(r) for r in refs) >= 0.9 * len(refs):
+            task_type = "json"
+        else:
+            task_type = "text"
+    labels: list[str] = []
+    if task_type == "classification":
+        counts = Counter(r.strip() for r in refs)
+        labels = sorted(counts)
+        if len(labels) < 2:
+            raise EvaluationError("classification needs at least two distinct labels in the replies; use --task text")
+    return Task(task_type, labels, schema, system)
+
+
+def _looks_like_labels(refs: list[str]) -> bool:
+    counts = Counter(r.strip() for r in refs)
+    if len(counts) < 2 or len(counts) > 100:
+        return False
+    if any(len(label) > 60 or "\n" in label for label in counts):
+        return False
+    # A closed set repeats: most replies must share their label with other rows.
+    return len(counts) <= max(2, len(refs) // 3)
+
+
+def _is_json(text: str) -> bool:
+    return parse_json(text)[0]
+
+
+def parse_json(text: str) -> tuple[bool, object]:
+    """(valid, value) for a reply that should be JSON; tolerates a ```json fence around it."""
+    stripped = (text or "").strip()
+    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.S)
+    if fence:
+        stripped = fence.group(1)
+    if not stripped or stripped[0] not in "[{":
+        return False, None
+    try:
+        return True, json.loads(stripped)
+    except (json.JSONDecodeError, RecursionError):
+        return False, None
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", (text or "").strip().strip("\"'`.").strip()).lower()
+
+
+def parse_label(output: str, labels: list[str]) -> str | None:
+    """Map a free-text reply to a label: exact match (case and spacing ignored), else the first label mentioned.
+
+    Example: parse_label("Category: billing.", ["billing", "refund"]) == "billing"
+    """
+    norm = normalize(output)
+    by_norm = {normalize(label): label for label in labels}
+    if norm in by_norm:
+        return by_norm[norm]
+    best: tuple[int, int, str] | None = None
+    low = (output or "").lower()
+    for key, label in by_norm.items():
+        if not key:
+            continue
+        match = re.search(r"(?<![\w-])" + re.escape(key) + r"(?![\w-])", low)
+        if match:
+            rank = (match.start(), -len(key), label)
+            if best is None or rank < best:
+                best = rank
+    return best[2] if best else None
+
+
+def is_refusal(output: str) -> bool:
+    return bool(_REFUSAL.match(output or ""))
+
+
+def label_instruction(labels: list[str]) -> str:
+    return "Reply with exactly one of these labels and nothing else: " + ", ".join(labels) + "."
+
+
+def row_system(example: Example) -> str | None:
+    return next((m["content"] for m in example.messages if m["role"] == "system"), None)
+
+
+def task_system_prompt(task: Task, base: str | None) -> str | None:
+    """The system prompt of prompt baselines: `base` (the row's own or the configured one), plus the label list when missing."""
+    system = base
+    if task.type == "classification":
+        mentioned = system is not None and all(label.lower() in system.lower() for label in task.labels)
+        if not mentioned:
+            system = ((system or "Classify the message.").rstrip() + " " + label_instruction(task.labels)).strip()
+    elif task.type == "json" and task.schema is not None and (system is None or "schema" not in system.lower()):
+        system = ((system or "").rstrip() + " Reply with JSON only, matching this JSON Schema: " + json.dumps(task.schema)).strip()
+    return system
+
+
+def user_turns(example: Example) -> list[dict]:
+    return [m for m in example.messages if m["role"] != "system"]
+
+
+def _shot(example: Example, max_chars: int) -> list[dict]:
+    text = example.text if len(example.text) <= max_chars else example.text[: max_chars - 1] + "…"
+    return [{"role": "user", "content": text}, {"role": "assistant", "content": example.reference or ""}]
+
+
+def build_prompt(system: str | None, shots: list[Example], example: Example, *, shot_max_chars: int = 600) -> list[dict]:
+    """Chat messages: system prompt, each shot as a user/assistant exchange, then the row's own turns."""
+    messages: list[dict] = [{"role": "system", "content": system}] if system else []
+    for shot in shots:
+        messages.extend(_shot(shot, shot_max_chars))
+    messages.extend(user_turns(example))
+    return messages
+
+
+def balanced_shots(train: list[Example], k: int, task: Task, *, seed: int = 0) -> list[Example]:
+    """k training examples, round-robin over labels (classification) so that every label appears as evenly as k allows.
+
+    Example: balanced_shots(train, 8, task, seed=0)
+    """
+    rng = random.Random(seed)
+    pool = [r for r in train if r.reference is not None]
+    if k <= 0 or not pool:
+        return []
+    if task.type != "classification":
+        return rng.sample(pool, min(k, len(pool)))
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for row in pool:
+        by_label[row.reference.strip()].append(row)
+    for rows in by_label.values():
+        rows.sort(key=lambda r: len(r.text))  # short, typical examples keep prompts small
+        rows[:] = rows[: max(3, len(rows) // 2)]
+        rng.shuffle(rows)
+    order = sorted(by_label)
+    rng.shuffle(order)
+    picked: list[Example] = []
+    round_ = 0
+    while len(picked) < k and any(len(by_label[label]) > round_ for label in order):
+        for label in order:
+            if len(picked) < k and len(by_label[label]) > round_:
+                picked.append(by_label[label][round_])
+        round_ += 1
+    rng.shuffle(picked)
+    return picked
+
+
+class Retriever:
+    """TF-IDF nearest neighbours over the training inputs: the retrieval ("RAG") few-shot baseline."""
+
+    def __init__(self, train: list[Example]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.rows = [r for r in train if r.reference is not None]
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+        self.matrix = self.vectorizer.fit_transform([r.text for r in self.rows])
+
+    def nearest(self, texts: list[str], k: int) -> list[list[Example]]:
+        """The k most similar training rows per text, least similar first (the closest sits next to the query)."""
+        import numpy as np
+
+        if k <= 0:
+            return [[] for _ in texts]
+        scores = (self.vectorizer.transform(texts) @ self.matrix.T).toarray()
+        k = min(k, len(self.rows))
+        out = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:k]
+            out.append([self.rows[i] for i in top[::-1]])
+        return out
+
+
+__all__ = [
+    "Example",
+    "Task",
+    "TASK_TYPES",
+    "load_rows",
+    "detect_task",
+    "parse_label",
+    "parse_json",
+    "is_refusal",
+    "build_prompt",
+    "balanced_shots",
+    "task_system_prompt",
+    "Retriever",
+]
