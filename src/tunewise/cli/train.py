@@ -1,7 +1,342 @@
-"""CLI commands of this group (filled in by its stage)."""
+"""`tunewise train | runs | export`: a thin layer over `tunewise.train`.
+
+The settings are the `train:` section of tunewise.yaml, then `--config train.yaml`, then the flags
+the user passed; the merged result is saved beside the run (`runs/<run id>/config.yaml`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.table import Table
+
+from tunewise.console import console, err_console
+from tunewise.train.config import TrainConfig
+
+
+def _help(field: str) -> str:
+    """A flag's help is the config field's description (one source of truth)."""
+    return TrainConfig.model_fields[field].description or field
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train", rich_help_panel="Train")(train_command)
+    app.command("runs", rich_help_panel="Train")(runs_command)
+    app.command("export", rich_help_panel="Train")(export_command)
+
+
+def train_command(
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig settings (a bare mapping or a `train:` section); applied before the flags."),
+    data: Optional[str] = typer.Option(None, "--data", help=_help("dataset")),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help=_help("eval_dataset")),
+    model: Optional[str] = typer.Option(None, "--model", help=_help("model")),
+    method: Optional[str] = typer.Option(None, "--method", help=_help("method")),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help=_help("epochs")),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=_help("max_steps")),
+    lr: Optional[float] = typer.Option(None, "--lr", help=_help("learning_rate")),
+    lr_scheduler: Optional[str] = typer.Option(None, "--lr-scheduler", help=_help("lr_scheduler")),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help=_help("warmup_ratio")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_help("batch_size")),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help=_help("gradient_accumulation")),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=_help("max_seq_length")),
+    packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help=_help("packing")),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", help=_help("lora_r")),
+    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", help=_help("lora_alpha")),
+    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", help=_help("lora_dropout")),
+    target_modules: Optional[str] = typer.Option(None, "--target-modules", help="'all-linear' or comma-separated module names (q_proj,v_proj)"),
+    lora_layers: Optional[int] = typer.Option(None, "--lora-layers", help=_help("lora_layers")),
+    max_train_examples: Optional[int] = typer.Option(None, "--max-train-examples", help=_help("max_train_examples")),
+    max_eval_examples: Optional[int] = typer.Option(None, "--max-eval-examples", help=_help("max_eval_examples")),
+    seed: Optional[int] = typer.Option(None, "--seed", help=_help("seed")),
+    logging_steps: Optional[int] = typer.Option(None, "--logging-steps", help=_help("logging_steps")),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help=_help("eval_steps")),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help=_help("save_steps")),
+    early_stopping: Optional[int] = typer.Option(None, "--early-stopping-patience", help=_help("early_stopping_patience")),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help=_help("output_dir")),
+    hourly_usd: Optional[float] = typer.Option(None, "--hourly-usd", help=_help("hourly_usd")),
+    threads: Optional[int] = typer.Option(None, "--threads", help=_help("threads")),
+    precision: Optional[str] = typer.Option(None, "--precision", help=_help("precision")),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help=_help("gradient_checkpointing")),
+    padding_free: Optional[bool] = typer.Option(None, "--padding-free/--no-padding-free", help=_help("padding_free")),
+    liger: Optional[bool] = typer.Option(None, "--liger/--no-liger", help=_help("use_liger")),
+    torch_compile: Optional[bool] = typer.Option(None, "--torch-compile/--no-torch-compile", help=_help("torch_compile")),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed or failed run (its id) from its last checkpoint; other settings are the run's own."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Train at a managed provider (openai, together) instead of locally; key and base URL from the environment."),
+    hp: Optional[list[str]] = typer.Option(None, "--hp", help="Provider hyperparameter KEY=VALUE (repeatable), e.g. --hp learning_rate_multiplier=2"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting a paid provider job."),
+    launcher: Optional[str] = typer.Option(None, "--launcher", help="'accelerate': many processes (GPUs) through accelerate launch."),
+    fsdp: bool = typer.Option(False, "--fsdp", help="With --launcher accelerate: shard with FSDP (default when several GPUs)."),
+    deepspeed: bool = typer.Option(False, "--deepspeed", help="With --launcher accelerate: DeepSpeed ZeRO (needs the deepspeed package)."),
+    zero_stage: int = typer.Option(3, "--zero-stage", help="DeepSpeed ZeRO stage (2 or 3)."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="With --launcher accelerate: processes (default: the visible GPUs, else 2)."),
+) -> None:
+    """Fine-tune a model: local LoRA / QLoRA / full SFT (TRL + PEFT), a managed provider job, or many GPUs via accelerate.
+
+    Example: `tunewise train --data train.jsonl --eval-data eval.jsonl --max-train-examples 400 --epochs 1`
+
+    Example: `tunewise train --config train.yaml --lora-r 8 --lr 1e-3`
+
+    Example: `tunewise train --resume run-3f2a9c1b7d`
+
+    Example: `tunewise train --provider openai --model gpt-4.1-mini-2025-04-14 --data train.jsonl --epochs 3 --yes`
+
+    Example: `tunewise train --launcher accelerate --fsdp --num-processes 8 --model ./llama-3.2-1b --data train.jsonl`
+    """
+    from tunewise.config import with_overrides
+    from tunewise.errors import TrainingError
+
+    if resume:
+        from tunewise.train import resume as resume_run
+
+        err_console.print(f"Resuming [bold]{resume}[/] from its last checkpoint", highlight=False)
+        _print_run(resume_run(resume))
+        return
+    targets = None
+    if target_modules:
+        parts = [p.strip() for p in target_modules.split(",") if p.strip()]
+        targets = parts[0] if parts == ["all-linear"] else parts
+    config = with_overrides(
+        _base_config(config_file),
+        dataset=data, eval_dataset=eval_data, model=model, method=method, epochs=epochs, max_steps=max_steps,
+        learning_rate=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
+        gradient_accumulation=grad_accum, max_seq_length=max_seq_length, packing=packing, lora_r=lora_r,
+        lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets, lora_layers=lora_layers,
+        max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, seed=seed,
+        logging_steps=logging_steps, eval_steps=eval_steps, save_steps=save_steps,
+        early_stopping_patience=early_stopping, output_dir=output_dir, hourly_usd=hourly_usd, threads=threads,
+        precision=precision, gradient_checkpointing=gradient_checkpointing, padding_free=padding_free,
+        use_liger=liger, torch_compile=torch_compile,
+    )
+    if provider:
+        from tunewise.train.providers import train_with_provider
+
+        params = {"n_epochs": int(epochs) if epochs else None, "batch_size": batch_size, "seed": seed}
+        params.update(_key_values(hp or []))
+        run = train_with_provider(
+            provider, model=config.model, dataset=config.dataset or _missing_data(), eval_dataset=config.eval_dataset,
+            hyperparameters={k: v for k, v in params.items() if v is not None}, yes=yes,
+        )
+        _print_run(run)
+        return
+    if launcher or fsdp or deepspeed or num_processes:
+        if launcher not in (None, "accelerate"):
+            raise TrainingError(f"--launcher {launcher!r}: only 'accelerate' is supported")
+        if fsdp and deepspeed:
+            raise TrainingError("choose one of --fsdp and --deepspeed")
+        from tunewise.train.launch import launch
+
+        strategy = "fsdp" if fsdp else "deepspeed" if deepspeed else "ddp"
+        run = launch(config, strategy=strategy, num_processes=num_processes or _default_processes(), zero_stage=zero_stage)
+        _print_run(run)
+        return
+    from tunewise.train import train
+
+    _print_run(train(config))
+
+
+def runs_command(
+    run_id: Optional[str] = typer.Argument(None, help="Show this run in full (config, metrics, artifacts, steps); omit to list runs."),
+    limit: int = typer.Option(50, "--limit", help="List at most this many runs, newest first."),
+    status: Optional[str] = typer.Option(None, "--status", help="List only runs with this status (completed, failed, running, ...)."),
+    steps: int = typer.Option(20, "--steps", help="With RUN: show the last N logged steps."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """List training runs, or show one run's config, metrics, artifacts and logged steps.
+
+    Example: `tunewise runs`
+
+    Example: `tunewise runs run-3f2a9c1b7d --steps 50`
+    """
+    from tunewise.workspace_init import open_store
+
+    store = open_store()
+    try:
+        if run_id:
+            run = store.get_run(run_id)
+            logged = store.run_steps(run.id)
+            if as_json:
+                console.print_json(json.dumps({**_run_dict(run), "steps": [{"step": s.step, **s.values} for s in logged]}, default=str))
+                return
+            _show_run(run, logged[-steps:] if steps else [])
+            return
+        found = store.list_runs(limit, status=status)
+        if as_json:
+            console.print_json(json.dumps([_run_dict(r) for r in found], default=str))
+            return
+        if not found:
+            err_console.print("No runs yet: start one with `tunewise train --data train.jsonl`.")
+            return
+        table = Table()
+        for name in ("id", "kind", "model", "dataset", "status", "metrics", "wall", "cost"):
+            table.add_column(name, no_wrap=name in {"id", "kind", "status", "wall", "cost"})
+        for run in found:
+            table.add_row(
+                run.id, run.kind + (f" @{run.provider}" if run.provider else ""), _short(run.base_model, 28),
+                _short(run.dataset_id or Path(str(run.config.get("dataset") or "-")).name, 24), _status(run.status),
+                _metrics_line(run.metrics or {}), _duration(run.wall_seconds), _money(run.cost_usd),
+            )
+        console.print(table)
+    finally:
+        store.close()
+
+
+def export_command(
+    run_id: str = typer.Argument(..., help="Run id (or an adapter / model folder) to export."),
+    merge: bool = typer.Option(True, "--merge/--no-merge", help="Fold the LoRA adapter into the base weights (GGUF always merges)."),
+    fmt: str = typer.Option("safetensors", "--format", help="safetensors (a Hugging Face folder) or gguf (one file for llama.cpp / Ollama)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder (safetensors) or .gguf file (default: inside the run folder)."),
+    gguf_type: str = typer.Option("f16", "--gguf-type", help="GGUF tensor type: f16 or f32."),
+    dtype: str = typer.Option("float32", "--dtype", help="safetensors weights dtype: float32, bfloat16 or float16."),
+) -> None:
+    """Merge a run's adapter into its base and write safetensors (with tokenizer and chat template) or GGUF.
+
+    Example: `tunewise export run-3f2a9c1b7d --merge --format safetensors -o merged/`
+
+    Example: `tunewise export run-3f2a9c1b7d --format gguf -o tickets.gguf` then `llama-cli -m tickets.gguf`
+    """
+    from tunewise.train.export import export
+
+    target = output or _default_export_path(run_id, fmt, merge)
+    with err_console.status(f"Exporting {run_id} as {fmt}"):
+        result = export(run_id, target, fmt=fmt, merge=merge, gguf_type=gguf_type, dtype=dtype)
+    what = "merged model" if result.merged else ("adapter" if fmt == "safetensors" else "model")
+    console.print(f"Wrote {what} ({fmt}, {result.bytes / 2**20:,.1f} MiB) -> [bold]{result.path}[/]", highlight=False)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _base_config(config_file: Optional[Path]) -> TrainConfig:
+    """tunewise.yaml's `train:` section, with the keys a --config file sets laid over it."""
+    from tunewise.config import load_config, load_yaml_model
+
+    base = load_config().train
+    if config_file is None:
+        return base
+    given = load_yaml_model(config_file, TrainConfig, section="train")
+    return base.model_copy(update={key: getattr(given, key) for key in given.model_fields_set})
+
+
+def _key_values(items: list[str]) -> dict:
+    import yaml
+
+    from tunewise.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--hp {item!r}: write KEY=VALUE, e.g. --hp learning_rate_multiplier=2")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _missing_data() -> str:
+    from tunewise.errors import TrainingError
+
+    raise TrainingError("no training data: pass --data (a dataset id or a chat JSONL path) or set train.dataset")
+
+
+def _default_processes() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.device_count() > 1 else 2
+
+
+def _default_export_path(ref: str, fmt: str, merge: bool) -> Path:
+    from tunewise.train.local import _artifact_folder
+
+    folder = _artifact_folder(ref, None)
+    base = folder.parent
+    name = Path(ref).name
+    if fmt == "gguf":
+        return base / f"{name}.gguf"
+    return base / ("merged" if merge else "adapter-copy")
+
+
+def _print_run(run) -> None:
+    metrics = run.metrics or {}
+    table = Table(show_header=False, box=None)
+    table.add_row("run", f"[bold]{run.id}[/] ({run.kind}, {_status(run.status)})")
+    table.add_row("model", str(run.provider_model_id or run.base_model))
+    table.add_row("metrics", _metrics_line(metrics))
+    table.add_row("wall time", _duration(run.wall_seconds))
+    table.add_row("cost", _money(run.cost_usd))
+    for key, value in (run.artifacts or {}).items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if run.artifacts and run.artifacts.get("adapter"):
+        err_console.print(
+            f"next: `tunewise eval --candidate adapter:{run.id}` or `tunewise export {run.id} --format gguf`", highlight=False
+        )
+
+
+def _show_run(run, steps) -> None:
+    _print_run(run)
+    if run.error:
+        console.print(f"[red]error:[/] {run.error}", highlight=False)
+    details = Table(show_header=False, box=None, title="details", title_justify="left")
+    for key in ("dataset_id", "eval_dataset_id", "dataset_hash", "output_dir", "provider_job_id", "tokens_seen", "billed_tokens",
+                "peak_memory_mb", "created_at", "started_at", "finished_at"):
+        value = getattr(run, key, None)
+        if value is not None:
+            details.add_row(key, str(value))
+    console.print(details)
+    config = Table("setting", "value", title="config", title_justify="left")
+    for key, value in sorted((run.config or {}).items()):
+        if value is not None:
+            config.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
+    console.print(config)
+    if steps:
+        keys = [k for k in ("loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "epoch") if any(k in s.values for s in steps)]
+        table = Table("step", *keys, title=f"last {len(steps)} logged steps", title_justify="left")
+        for step in steps:
+            table.add_row(str(step.step), *(_fmt(step.values.get(k)) for k in keys))
+        console.print(table)
+
+
+def _run_dict(run) -> dict:
+    keys = ("id", "kind", "status", "base_model", "dataset_id", "eval_dataset_id", "dataset_hash", "config", "metrics", "artifacts",
+            "output_dir", "provider", "provider_job_id", "provider_model_id", "tokens_seen", "billed_tokens", "peak_memory_mb",
+            "wall_seconds", "cost_usd", "error", "created_at", "started_at", "finished_at")
+    return {key: getattr(run, key, None) for key in keys}
+
+
+def _metrics_line(metrics: dict) -> str:
+    parts = []
+    for key, label in (("train_loss", "loss"), ("eval_loss", "eval"), ("tokens_per_second", "tok/s"), ("train_examples", "examples")):
+        if metrics.get(key) is not None:
+            parts.append(f"{label} {_fmt(metrics[key])}")
+    return "  ".join(parts) or "-"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
+    return str(value)
+
+
+def _duration(seconds) -> str:
+    if not seconds:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _money(usd) -> str:
+    return "-" if usd is None else f"${usd:,.4f}" if usd < 1 else f"${usd:,.2f}"
+
+
+def _status(status: str) -> str:
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}.get(status, "white")
+    return f"[{colour}]{status}[/]"
+
+
+def _short(text: str, width: int) -> str:
+    text = str(text)
+    return text if len(text) <= width else "…" + text[-(width - 1):]

@@ -38,18 +38,19 @@ class PreparedData:
 # -- public API ----------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: list | tuple = ()):
+def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: list | tuple = (), run_id: str | None = None):
     """Train locally as `config` says and return the finished `tunewise.store.Run` record.
 
+    `run_id` names the run (the multi-GPU launcher picks it before starting the processes).
     Example: run = train(TrainConfig(dataset="train.jsonl", max_train_examples=400))
     """
     store, own = _store(store)
     try:
         if config.dataset is None:
-            raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --dataset")
+            raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --data")
         from tunewise.store.models import new_id
 
-        run_id = new_id("run")
+        run_id = run_id or new_id("run")
         output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
         config = config.model_copy(update={"output_dir": str(output_dir)})
         tokenizer, model_folder = _tokenizer_for(config)
@@ -230,16 +231,16 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
 
     artifacts = dict((store.get_run(run_id).artifacts or {}))
     artifacts["config"] = str(output_dir / CONFIG_FILE)
-    if config.method == "full":
-        target = output_dir / "model"
-        trainer.save_model(str(target))
-        artifacts["model"] = str(target)
-    else:
-        target = output_dir / "adapter"
-        trainer.model.save_pretrained(str(target), safe_serialization=True)
-        artifacts["adapter"] = str(target)
-    tokenizer.save_pretrained(str(target))
-    (target / "tunewise-base.txt").write_text(config.model + "\n", encoding="utf-8")
+    key = "model" if config.method == "full" else "adapter"
+    target = output_dir / key
+    # Trainer.save_model gathers FSDP/DeepSpeed shards, writes on the main process only, and saves a
+    # PEFT model as its adapter (safetensors); every process must call it.
+    trainer.save_model(str(target))
+    artifacts[key] = str(target)
+    if trainer.is_world_process_zero():
+        (target / "training_args.bin").unlink(missing_ok=True)
+        tokenizer.save_pretrained(str(target))
+        (target / "tunewise-base.txt").write_text(config.model + "\n", encoding="utf-8")
 
     metrics: dict[str, Any] = {"train_loss": round(float(result.training_loss), 6)}
     if data.eval is not None:

@@ -1,0 +1,115 @@
+"""`tunewise train | runs | export` end to end on the tiny model: config layering, run listing, export, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tunewise.cli import app, main
+
+runner = CliRunner()
+
+TINY_FLAGS = ["--batch-size", "8", "--max-seq-length", "64", "--lora-alpha", "8", "--lora-dropout", "0", "--logging-steps", "1",
+              "--warmup-ratio", "0", "--threads", "1"]
+
+
+def run_main(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_train_layers_workspace_config_file_and_flags(tiny_model_dir, chat_files, isolated_workspace, tmp_path, store):
+    train_path, eval_path = chat_files
+    (isolated_workspace / "tunewise.yaml").write_text(yaml.safe_dump({"train": {"seed": 7, "lora_r": 2, "learning_rate": 1e-4}}))
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(yaml.safe_dump({"train": {"lora_r": 4, "learning_rate": 1e-3, "max_steps": 2}}))
+
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--data", str(train_path), "--eval-data", str(eval_path),
+                                 "--model", str(tiny_model_dir), "--lr", "5e-3", "--target-modules", "q_proj,v_proj", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    run = store.list_runs()[0]
+    assert run.status == "completed" and run.id in result.output
+    saved = yaml.safe_load(Path(run.artifacts["config"]).read_text())
+    assert saved["seed"] == 7  # tunewise.yaml
+    assert saved["lora_r"] == 4 and saved["max_steps"] == 2  # --config over tunewise.yaml
+    assert saved["learning_rate"] == 5e-3  # flag over --config
+    assert saved["target_modules"] == ["q_proj", "v_proj"]
+    assert "eval_loss" in run.metrics
+
+    listed = runner.invoke(app, ["runs"])
+    assert listed.exit_code == 0 and run.id in listed.output and "completed" in listed.output
+    shown = runner.invoke(app, ["runs", run.id, "--steps", "5"])
+    assert shown.exit_code == 0 and "learning_rate" in shown.output and "logged steps" in shown.output
+    as_json = json.loads(runner.invoke(app, ["runs", run.id, "--json"]).output)
+    assert as_json["id"] == run.id and as_json["steps"]
+
+    gguf_path = tmp_path / "tiny.gguf"
+    exported = runner.invoke(app, ["export", run.id, "--format", "gguf", "--gguf-type", "f32", "-o", str(gguf_path)])
+    assert exported.exit_code == 0, exported.output
+    assert gguf_path.exists() and store.get_run(run.id).artifacts["gguf"] == str(gguf_path)
+    merged = runner.invoke(app, ["export", run.id, "--merge"])
+    assert merged.exit_code == 0, merged.output
+    assert (Path(run.output_dir) / "merged" / "model.safetensors").exists()
+
+
+def test_provider_flag_calls_the_provider_path(monkeypatch, chat_files):
+    import tunewise.train.providers as providers
+
+    seen = {}
+
+    def fake(provider, **kwargs):
+        seen.update(provider=provider, **kwargs)
+        from tunewise.store.models import Run
+
+        return Run(id="run-x", kind="provider", status="completed", base_model=kwargs["model"], metrics={}, artifacts={})
+
+    monkeypatch.setattr(providers, "train_with_provider", fake)
+    train_path, _ = chat_files
+    result = runner.invoke(app, ["train", "--provider", "openai", "--model", "gpt-4.1-mini-2025-04-14", "--data", str(train_path),
+                                 "--epochs", "3", "--hp", "learning_rate_multiplier=2", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert seen["provider"] == "openai" and seen["yes"] is True
+    assert seen["hyperparameters"] == {"n_epochs": 3, "learning_rate_multiplier": 2}
+
+
+def test_launcher_flags_reach_the_launcher(monkeypatch, chat_files):
+    import tunewise.train.launch as launch_module
+
+    seen = {}
+
+    def fake(config, **kwargs):
+        seen.update(kwargs, config=config)
+        from tunewise.store.models import Run
+
+        return Run(id="run-y", kind="lora", status="completed", base_model=config.model, metrics={}, artifacts={})
+
+    monkeypatch.setattr(launch_module, "launch", fake)
+    train_path, _ = chat_files
+    result = runner.invoke(app, ["train", "--data", str(train_path), "--launcher", "accelerate", "--fsdp", "--num-processes", "4"])
+    assert result.exit_code == 0, result.output
+    assert seen["strategy"] == "fsdp" and seen["num_processes"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--data", "missing.jsonl"], "missing.jsonl: file not found"),
+        (["train", "--data", "x.jsonl", "--method", "dpo"], "method"),
+        (["train", "--launcher", "deepspeed-mpi", "--data", "x.jsonl"], "only 'accelerate'"),
+        (["runs", "run-nope"], "run-nope"),
+        (["export", "run-nope", "--format", "gguf"], "run-nope"),
+        (["train", "--resume", "run-nope"], "run-nope"),
+    ],
+)
+def test_errors_are_one_line(args, expected, capsys, tmp_path):
+    (tmp_path / "x.jsonl").write_text("")
+    code, _, err = run_main(args, capsys)
+    assert code == 2, err
+    assert expected in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2
