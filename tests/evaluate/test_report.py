@@ -43,6 +43,7 @@ def make_evaluation(store, folder: Path, *, rows: int = 30, task_type: str = "cl
         "primary_metric": "accuracy",
         "baseline": BASELINE,
         "verdict": VERDICT,
+        "verdicts": {TUNED: VERDICT, "classic:tfidf": "no significant difference between classic and zero-shot"},
         "outputs_path": str(outputs_path),
         "candidates": [
             {"name": BASELINE, "spec": BASELINE, "kind": "zero-shot", "run_id": None, "status": "completed",
@@ -102,6 +103,7 @@ def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, 
     assert "<th>95% CI</th>" in page and "diff vs zero-shot:tiny" in page
     assert "0.900" in page and "0.800–1.000" in page and "+40.0 pts" in page and "&lt;0.001" in page
     assert "failed: connection refused after 3 retries" in page
+    assert "- no significant difference between classic and zero-shot" in md
     assert f"| {TUNED} | adapter | 0.900 | 0.800–1.000 | +40.0 pts | +25.0 pts to +55.0 pts | <0.001 | yes |" in md
     assert "| zero-shot:tiny | zero-shot | 0.500 |" in md and "baseline |" in md
     # Plots are embedded, and written beside the Markdown that links them.

@@ -69,8 +69,8 @@ def export_review_command(
 
 
 def import_review_command(
-    first: str = typer.Argument(..., metavar="[EVAL_ID] FILE", help="Evaluation id (optional; default the latest comparison), then the filled CSV."),
-    second: str | None = typer.Argument(None, hidden=True),
+    first: str = typer.Argument(..., metavar="EVAL_ID_OR_FILE", help="The filled CSV (rated against the latest comparison), or an evaluation id followed by the CSV."),
+    second: str | None = typer.Argument(None, metavar="FILE", help="The filled CSV when an evaluation id comes first."),
 ) -> None:
     """Fold people's ratings (1-5 or win / lose / tie) from a review CSV into the evaluation: mean per candidate with a 95% interval.
 

@@ -86,7 +86,8 @@ def learning_curve(
         for step, size in enumerate(sizes, start=1):
             if progress:
                 _say(f"learning curve: size {size} ({step}/{len(sizes)}): training")
-            config = base_config.model_copy(update={"max_train_examples": size, "dataset": base_config.dataset or str(train_path)})
+            # The curve's data is train_path whatever the base config says: the sizes are subsets of that file.
+            config = base_config.model_copy(update={"max_train_examples": size, "dataset": str(train_path)})
             run = train_fn(config, store=store, progress=progress)
             spec = candidate_template.format(run_id=run.id)
             if progress:

@@ -272,8 +272,14 @@ def _candidates(results: dict) -> Section:
     test = next((c["comparison"]["test"] for c in candidates if (c.get("comparison") or {}).get("test")), None)
     note = f"Paired test: {test}. " if test else ""
     note += "Intervals are bootstrap 95% intervals; the best candidate is in bold."
-    md = f"## Candidates\n\n{_md_table(header, rows)}\n{note}\n"
-    page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={2, 4, 6}, classes=classes)}<p class='note'>{esc(note)}</p>"
+    lines = [v for v in (results.get("verdicts") or {}).values() if v]
+    if len(lines) > 1:
+        note_md = "\n".join(f"- {line}" for line in lines) + "\n\n"
+        note_html = "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
+    else:
+        note_md = note_html = ""
+    md = f"## Candidates\n\n{_md_table(header, rows)}\n{note}\n\n{note_md}"
+    page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={2, 4, 6}, classes=classes)}<p class='note'>{esc(note)}</p>{note_html}"
     images = {}
     chart = _bar_chart(candidates, metric)
     if chart:
