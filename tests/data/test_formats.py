@@ -201,6 +201,17 @@ def test_json_array_with_a_broken_element_keeps_the_others(tmp_path):
     assert [(p.line, p.reason.split(":")[0]) for p in result.problems] == [(3, "invalid_json")]
 
 
+def test_a_truncated_json_array_is_a_quarantined_problem_not_only_a_note(tmp_path):
+    result = load_examples(_write(tmp_path / "cut.json", '[\n  {"instruction": "a", "output": "1"},\n'))
+    assert [example_text(e) for e in result.examples] == ["a"]
+    assert [p.reason for p in result.problems] == ["invalid_json: the JSON array is not closed with ']' (the file may be truncated)"]
+
+
+def test_a_csv_header_that_cannot_be_parsed_is_one_error_with_file_and_line(tmp_path):
+    with pytest.raises(DataError, match=r"bad.csv:1: the CSV header cannot be read"):
+        list(iter_records(_write(tmp_path / "bad.csv", b"te\rxt,label\nhi,a\n")))
+
+
 def test_iter_records_streams_in_file_order(tmp_path):
     path = _write(tmp_path / "t.jsonl", _chat_line("a") + "\n{\n" + _chat_line("b") + "\n")
     items = list(iter_records(path))

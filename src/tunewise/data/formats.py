@@ -343,8 +343,9 @@ def _json_array_items(path: Path, notes: list[str]) -> Iterator[tuple[int, Any] 
 
     while True:
         index = ws.match(text, index).end()
-        if index >= len(text):
+        if index >= len(text):  # a truncated file: say so in the quarantine too, not only in a note
             notes.append(f"{path}: the JSON array is not closed with ']' (the file may be truncated)")
+            yield Problem(line_of(index), "invalid_json: the JSON array is not closed with ']' (the file may be truncated)", "")
             return
         if text[index] == "]":
             rest = text[index + 1:].strip()
@@ -653,7 +654,10 @@ def _csv_rows(path, fmt, limit, text_column, label_column, annotator_columns, sy
     # Excel in many European locales writes ';'. Pick the separator the header uses most.
     delimiter = "\t" if fmt == "tsv" else max(",;\t|", key=header_line.count)
     csv.field_size_limit(max(csv.field_size_limit(), limit))
-    header = next(csv.reader([header_line], delimiter=delimiter), [])
+    try:
+        header = next(csv.reader([header_line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: the CSV header cannot be read ({exc})") from None
     header = [h.strip() for h in header]
     consumed.clear()
     text_col, label_col, annotators = _resolve_columns(str(path), header, text_column, label_column, annotator_columns)
