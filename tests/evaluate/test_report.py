@@ -119,7 +119,7 @@ def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, 
     assert "| zero-shot:tiny | 41.2 | 88.0 |" in md and "0.0101" in md
     # Learning curve, audit, decision.
     assert curve["statement"] in md and "Learning curve" in page
-    assert "1200 kept, 7 rejected" in md and "ready for a LoRA experiment" in page
+    assert "1,200 kept, 7 rejected" in md and "ready for a LoRA experiment" in page
     assert "## Decision" in md
     assert store.get_evaluation(evaluation.id).report_path == str(html_path.resolve())
 

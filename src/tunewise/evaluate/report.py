@@ -542,28 +542,40 @@ def _audit(audit) -> Section:
     tokens, pii, dup = s.get("tokens") or {}, s.get("pii") or {}, s.get("duplicates") or {}
     contamination, labels = s.get("contamination") or {}, s.get("labels") or {}
     readiness = s.get("readiness") or {}
+    f = _fact
     facts = [
-        ("rows", f"{s.get('rows', '?')} kept, {s.get('rows_rejected', 0)} rejected (quarantined)"),
-        ("tokens", f"{tokens.get('total', '?')} total, median {tokens.get('median', '?')}, p95 {tokens.get('p95', '?')}, "
-                   f"{tokens.get('over_limit', 0)} over the {tokens.get('context_limit', '?')}-token limit"),
-        ("PII", f"{pii.get('rows', 0)} rows, {pii.get('matches', 0)} matches" + (f" ({_pairs(pii.get('by_type'))})" if pii.get("by_type") else "")),
-        ("duplicates", f"{dup.get('exact_clusters', 0)} exact and {dup.get('near_clusters', 0)} near clusters, {dup.get('removable', 0)} removable rows"),
-        ("contamination", f"{contamination.get('hits', 0)} hits, {contamination.get('eval_rows_affected', 0)} eval rows affected"),
+        ("rows", f"{f(s.get('rows'))} kept, {f(s.get('rows_rejected', 0))} rejected (quarantined)"),
+        ("tokens", f"{f(tokens.get('total'))} total, median {f(tokens.get('median'))}, p95 {f(tokens.get('p95'))}, "
+                   f"{f(tokens.get('over_limit', 0))} over the {f(tokens.get('context_limit'))}-token limit"),
+        ("PII", f"{f(pii.get('rows', 0))} rows, {f(pii.get('matches', 0))} matches" + (f" ({_pairs(pii.get('by_type'))})" if pii.get("by_type") else "")),
+        ("duplicates", f"{f(dup.get('exact_clusters', 0))} exact and {f(dup.get('near_clusters', 0))} near clusters, "
+                       f"{f(dup.get('removable', 0))} removable rows"),
+        ("contamination", f"{f(contamination.get('hits', 0))} hits, {f(contamination.get('eval_rows_affected', 0))} eval rows affected"),
     ]
     if labels.get("is_classification"):
-        text = f"{labels.get('n_classes', '?')} classes, imbalance {labels.get('imbalance_ratio', '?')}, {labels.get('suspected_mislabeled', 0) if not isinstance(labels.get('suspected_mislabeled'), list) else len(labels['suspected_mislabeled'])} suspected mislabels"
+        mislabeled = labels.get("suspected_mislabeled", 0)
+        mislabeled = len(mislabeled) if isinstance(mislabeled, list) else mislabeled
+        text = f"{f(labels.get('n_classes'))} classes, imbalance ratio {f(labels.get('imbalance_ratio'))}, {f(mislabeled)} suspected mislabels"
         if labels.get("kappa") is not None:
-            text += f", kappa {labels['kappa']}"
+            text += f", kappa {f(labels['kappa'])}"
         facts.append(("labels", text))
     if readiness:
         facts.append(("readiness", f"{readiness.get('level', '')}: {readiness.get('verdict', '')}"))
     costs = s.get("cost_estimates") or []
     if costs:
-        facts.append(("training cost", "; ".join(f"{c.get('model')} ${c.get('usd', 0):,.2f}" for c in costs[:5])))
+        facts.append(("training cost", "; ".join(f"{c.get('model')} ${c.get('usd') or 0:,.2f}" for c in costs[:5])))
     header = ["check", "result"]
     rows = [[k, v] for k, v in facts]
     lead = f"Audit {audit.id} ({'passed' if audit.passed else 'blocking problems found'})."
     return Section(f"## Data audit\n\n{lead}\n\n{_md_table(header, rows)}", f"<h2>Data audit</h2><p>{esc(lead)}</p>{_html_table(header, rows)}")
+
+
+def _fact(value) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
 
 
 def _pairs(mapping) -> str:
