@@ -2,7 +2,9 @@
 
 Trains with `demo_train_config()` (overridable from the command line), then scores held-out accuracy
 of the adapter and of the zero-shot base model with greedy decoding (the first label found in the
-reply counts). Prints one JSON line per configuration.
+reply counts). Prints one JSON line per configuration, with the 1-minute load average before and
+after each phase and the process CPU seconds of training: other jobs share this machine's cores, and
+CPU seconds / cores estimates the wall time on an idle machine.
 
     .venv/bin/python bench/train_cpu.py                       # the demo preset
     .venv/bin/python bench/train_cpu.py --set lora_layers=8 --set max_train_examples=300
@@ -75,19 +77,29 @@ def main(argv: list[str] | None = None) -> int:
         overrides[key] = yaml.safe_load(value)
     config = demo_train_config(str(paths["train"]), str(paths["eval"]), **overrides)
     rows = [json.loads(line) for line in paths["eval"].read_text().splitlines() if line.strip()][: args.eval_rows]
-    result: dict = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "torch_threads": None, "eval_rows": len(rows)}
+    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "torch_threads": None, "eval_rows": len(rows),
+                    "load_start": os.getloadavg()[0]}
+
+    def phase(name: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {name} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
 
     if args.zero_shot or args.no_train:
+        phase("zero-shot")
         model, tokenizer = load_model("smollm2-135m")
         result["zero_shot_accuracy"], result["zero_shot_seconds"] = accuracy(model, tokenizer, rows, LABELS)
+        result["load_after_zero_shot"] = os.getloadavg()[0]
         del model
     if not args.no_train:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
             config = config.model_copy(update={"output_dir": str(Path(tmp) / "run")})
-            started = time.perf_counter()
+            phase("train")
+            started, cpu_started = time.perf_counter(), time.process_time()
             run = train(config, store=store, progress=sys.stderr.isatty())
             wall = time.perf_counter() - started
+            result["train_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+            result["load_after_train"] = os.getloadavg()[0]
+            phase(f"trained in {wall:.0f} s; scoring the adapter")
             model, tokenizer = load_trained(run)
             result["adapter_accuracy"], result["adapter_eval_seconds"] = accuracy(model, tokenizer, rows, LABELS)
             result.update(
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             store.close()
     result["torch_threads"] = torch.get_num_threads()
+    result["load_end"] = os.getloadavg()[0]
     print(json.dumps(result), flush=True)
     return 0
 
