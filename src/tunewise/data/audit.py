@@ -21,6 +21,7 @@ rule, in either file, and eval rows that duplicate training rows.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -245,9 +246,11 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
         scan.labels += [example_label(e) for e in examples]
         scan.annotators += [_annotators_of(e) for e in examples]
         t1 = time.perf_counter()
-        pending.append(tokens_pool.submit(timed_count, examples))
+        pending.append(timed_count(examples))
         while len(pending) > 2:  # at most two chunks wait for the tokenizer: memory stays flat
-            scan.lengths.append(pending.pop(0).result())
+            lengths, seconds = pending.pop(0).result()
+            scan.lengths.append(lengths)
+            spent["tokens"] += seconds
         t2 = time.perf_counter()
         for record, example in zip(records, examples):
             matches = pii_of(example)
@@ -268,19 +271,14 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
             index.add(texts)
             spent["dedup_index"] += time.perf_counter() - keys_before
 
-    # Token counting runs in a second thread: the Rust tokenizer releases the GIL, so it uses the second
-    # core while this thread parses, scans for PII and sketches (about 1.8x faster on 2 cores).
-    from concurrent.futures import ThreadPoolExecutor
-
+    # Token counting runs beside the rest: in a second process for big files (its own GIL, so the
+    # second core counts while this one parses, scans for PII and sketches), else in a thread.
     pending: list = []
+    tokens_pool = _token_pool(counter, total or 0)
 
-    def timed_count(examples: list[dict]) -> np.ndarray:
-        t = time.perf_counter()
-        lengths = counter.count(examples)
-        spent["tokens"] += time.perf_counter() - t
-        return lengths
+    def timed_count(examples: list[dict]):
+        return tokens_pool.submit(_count_timed, examples) if tokens_pool.process else tokens_pool.submit(_timed, counter, examples)
 
-    tokens_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewise-tokens")
     started = time.perf_counter()
     chunk: list[Record] = []
     read_time = 0.0
@@ -304,7 +302,10 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
                     advance(n)
             read_time += time.perf_counter() - t_read
             flush(chunk)
-            scan.lengths += [future.result() for future in pending]
+            for future in pending:
+                lengths, seconds = future.result()
+                scan.lengths.append(lengths)
+                spent["tokens"] += seconds
             advance(len(scan.texts) + scan.rejected)
     finally:
         tokens_pool.shutdown(wait=True, cancel_futures=True)
@@ -323,6 +324,41 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
         scan.timings["minhash_lsh"] = _timing(spent["dedup_index"], len(scan.texts))
     scan.timings["pass"] = _timing(total_s, rows)
     return scan
+
+
+PROCESS_FROM_ROWS = 200_000  # below this, a second process costs more to start (imports, tokenizer) than it saves
+_WORKER_COUNTER = None
+
+
+def _token_pool(counter, rows: int):
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1:
+        import multiprocessing
+
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                   initargs=(counter.model,))
+        pool.process = True
+    else:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewise-tokens")
+        pool.process = False
+    return pool
+
+
+def _init_worker(model: str) -> None:
+    global _WORKER_COUNTER
+    from tunewise.data.tokens import get_counter
+
+    _WORKER_COUNTER = get_counter(model)
+
+
+def _timed(counter, examples: list[dict]) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    return counter.count(examples), time.perf_counter() - started
+
+
+def _count_timed(examples: list[dict]) -> tuple[np.ndarray, float]:
+    return _timed(_WORKER_COUNTER, examples)
 
 
 def _message_texts(message: dict):
