@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from rich.markdown import Markdown
 from rich.table import Table
 
 from tunewise.console import console
@@ -226,20 +227,27 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         ]
         config = EvalConfig(limit=plan.eval_limit, system_prompt=SYSTEM_PROMPT)
         results = evaluate(data["eval"], candidates, train_path=train_path, baseline=candidates[1], config=config, store=store)
-        result.evaluation_id = results.get("id") or results.get("evaluation_id")
+        result.evaluation_id = results.get("evaluation_id")
         result.verdict = results.get("verdict")
         return results, f"verdict: {result.verdict}"
 
     steps.run(6, "Evaluate against prompt baselines", evaluate_candidates)
 
     def curve() -> tuple[dict, str]:
+        from tunewise.evaluate.config import EvalConfig
         from tunewise.evaluate.curve import learning_curve
-        from tunewise.train import demo_train_config
+        from tunewise.train import demo_train_config, train
+
+        def train_or_reuse(config, **kwargs):
+            # The LoRA run of step 5 is the curve's point at its size: same data, settings and seed.
+            if config.max_train_examples == plan.train_examples:
+                return run
+            return train(config, **kwargs)
 
         base = demo_train_config(str(train_path), str(data["eval"]), model=plan.model, **plan.train_overrides)
-        known = {plan.train_examples: run.id} if plan.train_examples in plan.curve_sizes else {}
         fitted = learning_curve(train_path, data["eval"], list(plan.curve_sizes), base_config=base, store=store,
-                                eval_limit=plan.curve_eval_rows, existing_runs=known)
+                                train_fn=train_or_reuse, eval_config=EvalConfig(system_prompt=SYSTEM_PROMPT),
+                                limit=plan.curve_eval_rows, plot_dir=root / "report")
         scores = ", ".join(f"{n}: {s:.3f}" for n, s in zip(fitted["sizes"], fitted["scores"]))
         gain = fitted.get("projected_gain_doubling")
         return fitted, f"{fitted['metric']} by training size: {scores}; projected gain from doubling the data: {_num(gain, '{:+.3f}')}"
@@ -253,7 +261,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         shutil.copyfile(answers, root / "answers.yaml")
         advice = advise(store, root / "answers.yaml")
         result.advice = advice.title
-        console.print(advice.to_markdown(), markup=False, highlight=False)
+        console.print(Markdown(advice.to_markdown()))
         return advice, f"advice: {advice.title}"
 
     steps.run(8, "Advise: fine-tune or not?", decide)
@@ -273,7 +281,7 @@ def found_vs_planted(audited) -> list[dict[str, Any]]:
     from tunewise.sample import planted
 
     truth = planted()["train"]
-    found = audited.found_lines() if hasattr(audited, "found_lines") else {}
+    found = audited.found_lines()
     rows = []
     for check, planted_lines in (
         ("PII rows", {item["line"] for item in truth["pii"]}),

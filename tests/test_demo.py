@@ -1,0 +1,44 @@
+"""`tunewise demo` drives every stage end to end; here on a tiny random model so that it takes seconds, not minutes."""
+
+from tunewise.demo import DemoPlan, run_demo
+from tunewise.store import Store
+
+
+def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
+    plan = DemoPlan(model=str(tiny_model_dir), train_examples=16, curve_sizes=(4, 8, 12, 16), curve_eval_rows=8,
+                    eval_limit=12, few_shot_k=2, train_overrides={"batch_size": 4, "max_eval_examples": 4})
+    result = run_demo(tmp_path / "demo", plan=plan)
+
+    assert [step.name for step in result.steps] == [
+        "Embedded model", "Import the sample task", "Audit", "Clean", "Train a LoRA adapter",
+        "Evaluate against prompt baselines", "Learning curve", "Advise: fine-tune or not?", "Report",
+    ]
+    assert result.report_html.exists() and "Learning curve" in result.report_html.read_text()
+    assert result.audit_html.exists()
+    found = {row["check"]: row for row in result.found_vs_planted}
+    # The sample task's generator planted these; the audit must find (nearly) all of them.
+    assert found["PII rows"]["found_of_planted"] >= 0.9 * found["PII rows"]["planted"]
+    assert found["contaminated rows"]["found_of_planted"] == found["contaminated rows"]["planted"] == 5
+    assert result.verdict
+
+    store = Store.open(f"sqlite:///{result.root / '.tunewise' / 'tunewise.db'}")
+    try:
+        kinds = {e.kind for e in store.list_evaluations(limit=50)}
+        assert {"compare", "curve"} <= kinds
+        assert store.latest_decision() is not None
+        assert store.get_run(result.run_id).status == "completed"
+    finally:
+        store.close()
+
+
+def test_demo_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
+    import pytest
+
+    from tunewise.errors import ConfigError
+
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not an earlier demo folder"):
+        run_demo(precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
