@@ -88,10 +88,10 @@ def print_results(results: dict) -> None:
     )
     for column, justify in (("candidate", "left"), (primary, "right"), ("vs baseline", "right"), ("p", "right"),
                             ("p50 / p95 ms", "right"), ("$ / 1k req", "right")):
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in (primary, "vs baseline"), min_width=18 if column == "candidate" else None)
     for c in results["candidates"]:
         if c["status"] != "completed":
-            table.add_row(c["name"], f"[red]failed[/]: {c.get('error', '')}", "", "", "", "")
+            table.add_row(c["name"], "[red]failed[/]", "", "", "", "")
             continue
         m = c["metrics"][primary]
         comp = c.get("comparison")
@@ -100,16 +100,19 @@ def print_results(results: dict) -> None:
             diff = f"[bold]{diff}[/]"
         from tunewise.evaluate.stats import format_p
 
-        p = format_p(comp["p_value"]).removeprefix("p=") if comp else ""
+        p = format_p(comp["p_value"]).removeprefix("p=").removeprefix("p") if comp else ""
         ops = c["operations"]
         latency = f"{ops['latency_p50_ms']:.0f} / {ops['latency_p95_ms']:.0f}" if ops.get("latency_p50_ms") is not None else "-"
         cost = f"${ops['cost_per_1k_usd']:.4f}" if ops.get("cost_per_1k_usd") is not None else "-"
         table.add_row(c["name"], f"{pct(m['value'])} ({pct(m['low'])}–{pct(m['high'])})", diff, p, latency, cost)
     console.print(table)
+    for c in results["candidates"]:
+        if c["status"] != "completed":
+            console.print(f"[red]{c['name']} failed:[/] {c.get('error', '')}", highlight=False, soft_wrap=True)
     contamination = results.get("contamination") or {}
     if contamination.get("eval_rows_affected"):
         console.print(f"[yellow]warning:[/] {contamination['eval_rows_affected']} eval rows duplicate training rows (--allow-contamination)")
     if results.get("limit"):
         console.print(f"[yellow]note:[/] only the first {results['limit']} eval rows were scored (--limit)")
-    console.print(f"[bold]{results['verdict']}[/]", highlight=False)
-    console.print(f"evaluation {results['evaluation_id']}; per-row outputs {results['outputs_path']}", highlight=False)
+    console.print(f"[bold]{results['verdict']}[/]", highlight=False, soft_wrap=True)  # one line: easy to grep and paste
+    console.print(f"evaluation {results['evaluation_id']}; per-row outputs {results['outputs_path']}", highlight=False, soft_wrap=True)

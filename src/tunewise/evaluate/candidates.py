@@ -198,11 +198,14 @@ def run_endpoint(spec: CandidateSpec, prompts: list[list[dict]], task: Task, con
     client = EndpointClient(spec.target, spec.params["model"], config)
     max_tokens = 32 if task.type == "classification" else config.max_new_tokens
     stop = threading.Event()
+    errors: list[str] = []
 
     def one(messages):
         try:
             result = client.chat(messages, max_tokens=max_tokens, stop=stop)
-        except CandidateFailed:
+        except CandidateFailed as exc:
+            if not stop.is_set():
+                errors.append(str(exc))  # the real cause, not the "stopped" of requests cancelled after it
             stop.set()
             raise
         if on_rows:
@@ -213,6 +216,8 @@ def run_endpoint(spec: CandidateSpec, prompts: list[list[dict]], task: Task, con
     try:
         with ThreadPoolExecutor(max_workers=config.endpoint_concurrency) as pool:
             results = list(pool.map(one, prompts))
+    except CandidateFailed as exc:
+        raise CandidateFailed(errors[0] if errors else str(exc)) from None
     finally:
         client.close()
     wall = time.perf_counter() - started

@@ -189,14 +189,21 @@ class _NoBar:
     def start(self, name: str, total: int):
         return None
 
+    def stop(self):
+        pass
+
 
 class _RichBar:
     def __init__(self, progress):
         self.progress = progress
 
     def start(self, name: str, total: int):
-        task = self.progress.add_task(name, total=total)
+        self.task = self.progress.add_task(name, total=total)
+        task = self.task
         return lambda n: self.progress.advance(task, n)
+
+    def stop(self):
+        self.progress.stop_task(self.task)  # a failed candidate's clock stops with it
 
 
 def _progress_bar(enabled: bool):
@@ -242,6 +249,7 @@ def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardwa
             prompts = run_.prompts_for(spec, task, rows, train, config, retriever)
             replies = run_.run_local(model, tokenizer, prompts, task, config, hardware=hardware, on_rows=advance)
     except CandidateFailed as exc:
+        bar.stop()
         outcome.update(status="failed", error=str(exc))
         return outcome
     judge = None
@@ -402,7 +410,7 @@ def _headline(outcomes, base, verdicts, primary, specs) -> str:
         return f"no comparison: {name} did not complete"
     others = [o for o in done if o is not base]
     if not others:
-        return f"only {_short(base['spec'], specs)} was evaluated: nothing to compare it with"
+        return f"only {_short(base['spec'], specs)} completed: nothing to compare it with"
     value = lambda o: o["scored"].metrics[primary]["value"]  # noqa: E731
     # The question users come with is "does the fine-tune pay off?", so a fine-tune leads the verdict.
     tuned = [o for o in others if o["spec"].kind == "adapter"]

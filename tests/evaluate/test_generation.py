@@ -1,0 +1,107 @@
+"""Batched generation gives the same greedy replies as one `generate` per prompt; label stopping; specs and prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewise.errors import EvaluationError
+from tunewise.evaluate.specs import parse_spec
+from tunewise.evaluate.tasks import Example, Retriever, Task, balanced_shots, detect_task, parse_label
+
+LABELS = ["alpha", "beta", "gamma"]
+SYSTEM = "Classify the message as one of alpha, beta, gamma. Answer with the label only."
+
+
+@pytest.fixture(scope="module")
+def lively_model(tiny_model_dir):
+    """The tiny model with larger random weights: a plain random init only ever emits newlines, which would make
+    any two generation paths trivially equal."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread avoids contention with whatever else runs on the machine
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 0.3)
+    model.eval()
+    yield model, tokenizer
+    torch.set_num_threads(previous)
+
+
+def _prompts(n=9):
+    return [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hello world " * (i % 4 + 1) + str(i)}] for i in range(n)]
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_batched_equals_sequential(lively_model, prefix_cache):
+    from tunewise.evaluate.generation import generate_batched, generate_sequential
+
+    model, tokenizer = lively_model
+    prompts = _prompts()
+    batched = generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=4, prefix_cache=prefix_cache)
+    sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=6)
+    assert [g.text for g in batched] == [g.text for g in sequential]
+    assert any(g.text for g in batched)
+    assert [g.tokens_in for g in batched] == [g.tokens_in for g in sequential]
+    assert {g.batch_size for g in batched} == {4, 1}  # 9 prompts in batches of 4, 4, 1
+
+
+def test_label_stop_and_constrained_decoding(lively_model):
+    from tunewise.evaluate.generation import LabelStop, generate_batched, generate_sequential
+
+    model, tokenizer = lively_model
+    stop = LabelStop(tokenizer, ["bug", "bug-report", "billing"], 0)
+    assert stop.complete("billing")
+    assert not stop.complete("bug")  # could still become bug-report
+    assert stop.complete("bug-report")
+    assert stop.complete("Category: bug.")
+    assert not stop.complete("Hello")
+    prompts = _prompts(5)
+    batched = generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=3, labels=LABELS)
+    sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=6, labels=LABELS)
+    assert [g.text for g in batched] == [g.text for g in sequential]
+    constrained = generate_batched(model, tokenizer, prompts, max_new_tokens=6, labels=LABELS, decoding="constrained")
+    assert all(g.text in LABELS for g in constrained)
+
+
+def test_specs_parse_and_refuse():
+    spec = parse_spec("few-shot:smollm2-135m?k=4")
+    assert (spec.kind, spec.target, spec.params) == ("few-shot", "smollm2-135m", {"k": 4})
+    assert parse_spec("knn-few-shot:m").name == "knn-few-shot:m?k=8"
+    endpoint = parse_spec("endpoint:http://localhost:8000/v1#gpt-4o-mini")
+    assert (endpoint.target, endpoint.model) == ("http://localhost:8000/v1", "gpt-4o-mini")
+    for bad in ("fewshot:m", "few-shot:m?k=x", "endpoint:localhost#m", "endpoint:http://x", "classic:svm", "adapter:", "zero-shot:m?k=2"):
+        with pytest.raises(EvaluationError):
+            parse_spec(bad)
+
+
+def _ex(i, text, ref):
+    return Example(i, i + 1, [{"role": "user", "content": text}], text, ref)
+
+
+def test_task_detection_labels_and_shots():
+    rows = [_ex(i, f"text {i}", ["billing", "refund", "bug-report"][i % 3]) for i in range(12)]
+    task = detect_task(None, rows)
+    assert task.type == "classification" and task.labels == ["billing", "bug-report", "refund"]
+    assert detect_task(None, [_ex(i, "q", f'{{"a": {i}}}') for i in range(5)]).type == "json"
+    assert detect_task(None, [_ex(i, "q", f"a long free answer number {i}") for i in range(5)]).type == "text"
+    shots = balanced_shots(rows, 6, task, seed=0)
+    assert sorted(s.reference for s in shots) == ["billing", "billing", "bug-report", "bug-report", "refund", "refund"]
+    assert parse_label("Category: bug-report.", task.labels) == "bug-report"
+    assert parse_label("no idea", task.labels) is None
+    near = Retriever(rows + [_ex(99, "my invoice was charged twice", "billing")]).nearest(["charged twice on the invoice"], 2)
+    assert near[0][-1].text == "my invoice was charged twice"  # the closest example sits next to the query
+
+
+def test_prefix_cache_is_used_for_a_shared_system_prompt(lively_model):
+    from tunewise.evaluate.generation import MIN_SHARED_PREFIX, _shared_prefix, render_prompts
+
+    _, tokenizer = lively_model
+    ids = render_prompts(tokenizer, _prompts(3))
+    assert _shared_prefix(ids) >= MIN_SHARED_PREFIX
+    assert _shared_prefix([[1, 2, 3], [1, 2]]) == 1  # every row keeps a token of its own
