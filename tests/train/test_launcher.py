@@ -14,7 +14,9 @@ from .conftest import tiny_config
 def _config(tmp_path, **overrides):
     from tunewise.train import TrainConfig
 
-    return TrainConfig(dataset=str(tmp_path / "train.jsonl"), **overrides)
+    data = tmp_path / "train.jsonl"
+    data.touch()
+    return TrainConfig(dataset=str(data), **overrides)
 
 
 def test_fsdp_config_on_a_bf16_gpu(tmp_path, monkeypatch):
@@ -66,7 +68,8 @@ def test_prepare_writes_the_run_folder(tmp_path):
     assert folder.name == run_id and config.threads >= 1
     accelerate = yaml.safe_load((folder / "accelerate.yaml").read_text())
     assert accelerate["distributed_type"] == "FSDP" and accelerate["num_processes"] == 2
-    assert load_yaml_model(folder / "config.yaml", TrainConfig).lora_r == 4
+    saved = load_yaml_model(folder / "config.yaml", TrainConfig)
+    assert saved.lora_r == 4 and Path(saved.dataset).is_absolute()
     assert command[1:4] == ["-m", "accelerate.commands.launch", "--config_file"]
     assert command[-4:-2] == [str(folder / "config.yaml"), "--run-id"] or command[-3:] == [str(folder / "config.yaml"), "--run-id", run_id]
     assert "tunewise.train.worker" in (folder / "launch.sh").read_text()

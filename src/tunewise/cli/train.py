@@ -113,7 +113,7 @@ def train_command(
     if provider:
         from tunewise.train.providers import train_with_provider
 
-        params = {"n_epochs": int(epochs) if epochs else None, "batch_size": batch_size, "seed": seed}
+        params = {"n_epochs": epochs, "batch_size": batch_size, "seed": seed}
         params.update(_key_values(hp or []))
         run = train_with_provider(
             provider, model=config.model, dataset=config.dataset or _missing_data(), eval_dataset=config.eval_dataset,

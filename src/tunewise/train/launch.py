@@ -127,12 +127,13 @@ def launch_command(accelerate_file: Path, config_file: Path, run_id: str) -> lis
 
 
 def prepare_launch(
-    config: TrainConfig, *, strategy: str = "fsdp", num_processes: int = 2, cuda: bool | None = None, zero_stage: int = 3
+    config: TrainConfig, *, strategy: str = "fsdp", num_processes: int = 2, cuda: bool | None = None, zero_stage: int = 3,
+    store=None,
 ) -> tuple[str, TrainConfig, list[str]]:
     """Pick the run id and folder, write config.yaml, accelerate.yaml and launch.sh; return (run_id, config, command)."""
     from tunewise.config import save_config
     from tunewise.store.models import new_id
-    from tunewise.train.local import CONFIG_FILE, _runs_dir
+    from tunewise.train.local import CONFIG_FILE, _runs_dir, _store, resolve_dataset
 
     if config.dataset is None:
         raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --data")
@@ -145,6 +146,15 @@ def prepare_launch(
     run_id = new_id("run")
     output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
     updates: dict[str, Any] = {"output_dir": str(output_dir.resolve())}
+    # Every process reads the data itself: dataset ids become absolute paths (process 0 finds the id again by hash).
+    store, own = _store(store)
+    try:
+        updates["dataset"] = str(resolve_dataset(config.dataset, store)[0].resolve())
+        if config.eval_dataset:
+            updates["eval_dataset"] = str(resolve_dataset(config.eval_dataset, store)[0].resolve())
+    finally:
+        if own:
+            store.close()
     if not cuda and config.threads is None:
         from tunewise.train.fast import available_cores
 
@@ -169,7 +179,7 @@ def launch(
     """
     from tunewise.train.local import _store
 
-    run_id, config, command = prepare_launch(config, strategy=strategy, num_processes=num_processes, zero_stage=zero_stage)
+    run_id, config, command = prepare_launch(config, strategy=strategy, num_processes=num_processes, zero_stage=zero_stage, store=store)
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"
