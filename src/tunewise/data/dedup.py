@@ -225,7 +225,7 @@ class DedupIndex:
             got = cache.get(i)
             if got is None:
                 got = cache[i] = shingles(texts[i])
-                if len(cache) > 200_000:
+                if len(cache) > 50_000:  # a shingle set is about 5 KB: the cache stays under 300 MB
                     cache.clear()
             return got
 
