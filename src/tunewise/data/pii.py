@@ -298,7 +298,6 @@ _CAPITAL = re.compile(rf"[{_UP}](?=[{_LOW}])")
 # the cue that ends at that position of the text. No cue is a suffix of another.
 _REVERSED_CUES = re.compile("|".join(re.escape(c[::-1]) for c in sorted(_NAME_CUE_WORDS, key=len, reverse=True)))
 _CUE_ENDS = frozenset(c[-1] for c in _NAME_CUE_WORDS)
-_VALEDICTION_WORD = re.compile("|".join(sorted(_VALEDICTIONS, key=len, reverse=True)))
 # "Ana Souza from ...", "Ana Souza here", "Ana Souza (Team Lead)": two capitalised words at the start of a
 # sentence or after a comma, right before one of these words.
 _NAME_BEFORE_SEP = re.compile(rf"({_NAME_TOKEN} {_NAME_TOKEN})(?= from | here| at | \(| in )")
@@ -306,7 +305,6 @@ _NAME_BEFORE_SEP = re.compile(rf"({_NAME_TOKEN} {_NAME_TOKEN})(?= from | here| a
 
 def _numeric_matches(text: str, low: str) -> list[PiiMatch]:
     found: list[PiiMatch] = []
-    romance: bool | None = None  # computed on the first house-number candidate only
     for m in _RUN.finditer(text):
         start, end = m.start(), m.end()
         while end > start and text[end - 1] in _RUN_TRAIL:
@@ -334,9 +332,7 @@ def _numeric_matches(text: str, low: str) -> list[PiiMatch]:
                 continue
             # Street name first: "Hauptstraße 5", "Calle Mayor 10".
             if start >= 4 and text[start - 1] == " ":
-                if romance is None:
-                    romance = _ROMANCE_SCAN.search(low) is not None
-                addr = _street_before(text, low, start, romance)
+                addr = _street_before(text, low, start)
                 if addr:
                     found.append(addr)
             continue  # six digits or fewer and no dot: not a phone, card, SSN or IP
@@ -376,7 +372,7 @@ def _iban_at(text: str, pos: int) -> PiiMatch | None:
     return PiiMatch("iban", pos, end, candidate) if _iban_valid(candidate.replace(" ", "").upper()) else None
 
 
-def _street_before(text: str, low: str, start: int, romance: bool) -> PiiMatch | None:
+def _street_before(text: str, low: str, start: int) -> PiiMatch | None:
     word_start = text.rfind(" ", 0, start - 1) + 1
     word = low[word_start:start - 1]
     window = max(0, start - 45)
@@ -387,7 +383,7 @@ def _street_before(text: str, low: str, start: int, romance: bool) -> PiiMatch |
                 value = m.group().rstrip(".,")
                 return PiiMatch("address", m.start(), m.start() + len(value), value)
             m = _GERMANIC.search(text, m.start() + 1)
-    if romance:
+    if _ROMANCE_SCAN.search(low, window, start):  # the street word opens the match, before the number
         m = _ROMANCE_AFTER.search(text, window)
         while m and m.start() < start:
             if m.end() > start:
@@ -435,7 +431,7 @@ def _name_matches(text: str, low: str) -> list[PiiMatch]:
                 match = _name_after(text, cue.group()[::-1], after)
                 if match:
                     found.append(match)
-    if "\n" in text and _VALEDICTION_WORD.search(low):
+    if "\n" in text:
         found += _find_signatures(text)
     return found
 
