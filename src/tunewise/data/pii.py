@@ -167,7 +167,8 @@ _IBAN_LENGTHS = {
     "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
-_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?:[ ]?[A-Za-z0-9]){11,30})")
+# Upper or lower case ("gb29 nwbk ..." as typed in a chat): the country length and mod-97 check keep it precise.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2})(\d{2})((?:[ ]?[A-Za-z0-9]){11,30})")
 
 
 def _iban_valid(compact: str) -> bool:
@@ -313,7 +314,7 @@ def _numeric_matches(text: str, low: str) -> list[PiiMatch]:
             continue
         prev = text[start - 1] if start else " "
         # IBAN: two capital letters glued before the check digits ("DE89 3704...", "GB29NWBK...").
-        if start >= 2 and text[start - 2:start].isupper() and text[start - 2:start].isalpha():
+        if start >= 2 and text[start - 2:start].isascii() and text[start - 2:start].isalpha():
             iban = _iban_at(text, start - 2)
             if iban:
                 found.append(iban)
@@ -356,7 +357,7 @@ def _iban_at(text: str, pos: int) -> PiiMatch | None:
     m = _IBAN.match(text, pos)
     if m is None or (pos and text[pos - 1].isalnum()):
         return None
-    length = _IBAN_LENGTHS.get(m.group(1))
+    length = _IBAN_LENGTHS.get(m.group(1).upper())
     if length is None:
         return None
     count, end = 0, pos
