@@ -116,6 +116,16 @@ def test_redaction_reaches_every_message_and_keeps_tool_arguments_valid_json(tmp
     assert json.loads(cleaned["messages"][2]["tool_calls"][0]["function"]["arguments"]) == {"email": "[EMAIL]"}
 
 
+def test_redaction_covers_extra_csv_columns_kept_as_metadata(tmp_path):
+    src = tmp_path / "tickets.csv"
+    src.write_text("text,label,customer_email\nWhere is my parcel?,shipping,ann.lee@example.com\n")
+    imported = import_dataset(src, register=False)
+    result = clean(imported.output, redact_pii=True, register=False)
+    [example] = load_examples(result.output).examples
+    assert example["metadata"] == {"customer_email": "[EMAIL]"}
+    assert result.redactions == {"email": 1}
+
+
 def test_clean_without_fixes_only_normalizes_and_keeps_counts(dirty, tmp_path):
     train, _ = dirty
     result = clean(train, tmp_path / "same.jsonl", register=False)

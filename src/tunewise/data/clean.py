@@ -282,7 +282,7 @@ def _redactor() -> Callable[[str], tuple[str, list]]:
 
 
 def _redact_example(example: dict, redact: Callable[[str], tuple[str, list]]) -> tuple[dict, dict[str, int]]:
-    """A copy of `example` with PII replaced in every message (and tool-call arguments), with counts by type."""
+    """A copy of `example` with PII replaced in every message, tool-call arguments and metadata, with counts by type."""
     found: dict[str, int] = {}
 
     def scrub(text: str) -> str:
@@ -308,9 +308,24 @@ def _redact_example(example: dict, redact: Callable[[str], tuple[str, list]]) ->
         if isinstance(message.get("function_call"), dict):
             message["function_call"] = _scrub_function(message["function_call"], scrub)
         messages.append(message)
+    # Extra CSV columns and annotator labels ride along in metadata: a customer_email column must not survive.
+    metadata = _scrub_values(example["metadata"], scrub) if "metadata" in example else None
     if not found:
         return example, found
-    return {**example, "messages": messages}, found
+    cleaned = {**example, "messages": messages}
+    if metadata is not None:
+        cleaned["metadata"] = metadata
+    return cleaned, found
+
+
+def _scrub_values(value: Any, scrub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub_values(item, scrub) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub_values(item, scrub) for item in value]
+    return value
 
 
 def _scrub_call(call: Any, scrub: Callable[[str], str]) -> Any:
