@@ -212,6 +212,14 @@ def test_a_csv_header_that_cannot_be_parsed_is_one_error_with_file_and_line(tmp_
         list(iter_records(_write(tmp_path / "bad.csv", b"te\rxt,label\nhi,a\n")))
 
 
+def test_a_jsonl_file_whose_first_line_is_an_array_is_still_read_line_by_line(tmp_path):
+    path = _write(tmp_path / "t.jsonl", '["not", "an", "example"]\n' + _chat_line("fine") + "\n")
+    assert detect_format(path) == "chat"
+    result = load_examples(path)
+    assert [(r.line, example_text(r.example)) for r in result.records] == [(2, "fine")]
+    assert [(p.line, p.reason.split(":")[0]) for p in result.problems] == [(1, "data_type")]
+
+
 def test_iter_records_streams_in_file_order(tmp_path):
     path = _write(tmp_path / "t.jsonl", _chat_line("a") + "\n{\n" + _chat_line("b") + "\n")
     items = list(iter_records(path))

@@ -31,13 +31,10 @@ chat_like = st.fixed_dictionaries({"messages": messages}, optional={"tools": jso
 json_lines = st.lists(st.one_of(chat_like.map(json.dumps), json_values.map(json.dumps), st.text(max_size=30)), max_size=12)
 
 
-def _physical_rows(data: bytes) -> int | None:
-    """Rows a line reader sees in chat JSONL: lines split on \\n, without a trailing empty one (None for a JSON
-    array file, whose rows are its elements)."""
+def _physical_rows(data: bytes) -> int:
+    """Rows a line reader sees in a .jsonl file: lines split on \\n, without a trailing empty one."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if data.lstrip()[:1] == b"[":
-        return None
     return len(data.split(b"\n")) - (1 if data.endswith(b"\n") or not data else 0)
 
 
@@ -57,7 +54,7 @@ def test_random_bytes_as_chat_jsonl(tmp_path, data):
     path.write_bytes(data)
     kept, quarantined, rows_in = _kept_and_quarantined(path, format="chat")
     assert kept + quarantined == rows_in
-    assert _physical_rows(data) in (None, rows_in)
+    assert rows_in == _physical_rows(data)
 
 
 @SETTINGS
@@ -83,7 +80,7 @@ def test_random_json_lines_keep_plus_quarantine_equals_input(tmp_path, lines):
     path.write_bytes(data)
     kept, quarantined, rows_in = _kept_and_quarantined(path, format="chat")
     assert kept + quarantined == rows_in
-    assert _physical_rows(data) in (None, rows_in)
+    assert rows_in == _physical_rows(data)
 
 
 @SLOW

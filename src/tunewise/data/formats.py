@@ -116,12 +116,12 @@ def iter_records(
     system = system_prompt or None
     if fmt in ("csv", "tsv"):
         rows = _csv_rows(path, fmt, limit, text_column, label_column, annotator_columns, system, notes)
-    elif fmt == "chat" and _starts_with(path, b"["):
+    elif fmt == "chat" and _is_json_array(path):
         rows = _converted(_json_array_items(path, notes), _from_chat, system)
     elif fmt == "chat":
         rows = _chat_jsonl(path, limit, system)
     else:
-        items = _json_array_items(path, notes) if _starts_with(path, b"[") else _jsonl_items(path, limit)
+        items = _json_array_items(path, notes) if _is_json_array(path) else _jsonl_items(path, limit)
         if fmt == "alpaca":
             rows = _converted(items, _from_alpaca, system)
         elif fmt == "sharegpt":
@@ -154,7 +154,7 @@ def detect_format(path: str | Path) -> str:
     if head.startswith(_BOM):
         head = head[len(_BOM):]
     stripped = head.lstrip()
-    if stripped[:1] == b"[":
+    if stripped[:1] == b"[" and suffix not in _LINE_SUFFIXES:
         return _format_of_keys(_first_keys_in_array(stripped))
     if stripped[:1] == b"{":
         for line in head.split(b"\n")[:20]:
@@ -311,6 +311,15 @@ def _jsonl_items(path: Path, limit: int) -> Iterator[tuple[int, Any] | Problem]:
             yield number, loads(line)
         except decode_error as exc:
             yield _unreadable(number, line, exc)
+
+
+_LINE_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def _is_json_array(path: Path) -> bool:
+    """A file holding one JSON array, not JSON Lines: it starts with '[' and is not named .jsonl (one bad first
+    line of a .jsonl file must not turn every following line into part of one broken array)."""
+    return path.suffix.lower() not in _LINE_SUFFIXES and _starts_with(path, b"[")
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
