@@ -459,13 +459,18 @@ def _name_after(text: str, cue: str, pos: int) -> PiiMatch | None:
 
 
 def _find_signatures(text: str) -> list[PiiMatch]:
-    found = []
-    for m in _LINE_NAME.finditer(text):
-        line_start = text.rfind("\n", 0, max(0, m.start(1) - 1))
-        previous = text[line_start + 1: text.rfind("\n", 0, m.start(1))]
-        if _VALEDICTION.search(previous) and _name_ok(m.group(1)):
-            found.append(PiiMatch("name", m.start(1), m.end(1), m.group(1)))
-    return found
+    """A name alone on the last line, under a line that ends with a valediction ("Best regards,\\nAna Souza")."""
+    # `_LINE_NAME` ends with `$` (end of text), so only the last line can match: try it there alone
+    # instead of at every position.
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    m = _LINE_NAME.match(text, max(0, text.rfind("\n", 0, end)))
+    if m is None:
+        return []
+    line_start = text.rfind("\n", 0, max(0, m.start(1) - 1))
+    previous = text[line_start + 1: text.rfind("\n", 0, m.start(1))]
+    if _VALEDICTION.search(previous) and _name_ok(m.group(1)):
+        return [PiiMatch("name", m.start(1), m.end(1), m.group(1))]
+    return []
 
 
 def find_pii(text: str) -> list[PiiMatch]:
