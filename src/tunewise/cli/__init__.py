@@ -43,7 +43,7 @@ def _register() -> None:
     from tunewise.cli import train as train_cli
     from tunewise.cli import workspace as workspace_cli
 
-    for module in (workspace_cli, data_cli, train_cli, evaluate_cli, advise_cli, demo_cli):
+    for module in (demo_cli, workspace_cli, data_cli, train_cli, evaluate_cli, advise_cli):
         module.register(app)
 
 
