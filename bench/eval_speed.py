@@ -5,8 +5,8 @@ with label stopping, exactly as `tunewise eval -c zero-shot:smollm2-135m` genera
 that both paths give identical replies, prints both times, the speed-up and the zero-shot accuracy,
 with the 1-minute load average and process CPU seconds per phase (other jobs share these cores).
 
-    .venv/bin/python bench/eval_speed.py                    # 300 rows, batch 16, torch's default threads
-    .venv/bin/python bench/eval_speed.py --rows 64 --threads 1
+    .venv/bin/python bench/eval_speed.py                    # 300 rows, batches of 16 and 64, torch's default threads
+    .venv/bin/python bench/eval_speed.py --rows 64 --threads 1 --batch-sizes 16
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=16, help="as eval.batch_size (default 16)")
+    parser.add_argument("--batch-sizes", default="16,64", help="comma-separated; 16 is eval.batch_size's default")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
 
@@ -39,7 +39,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = EvalConfig(batch_size=args.batch_size)
+    config = EvalConfig()
+    batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     model, tokenizer = ModelCache().base("smollm2-135m")
     rows = load_rows(sample_paths()["eval"])[: args.rows]
     task = detect_task(None, rows)
@@ -52,36 +53,45 @@ def main() -> None:
         out = fn()
         return out, time.perf_counter() - wall, time.process_time() - cpu, load_before, os.getloadavg()[0]
 
-    batched, b_wall, b_cpu, b_l0, b_l1 = phase(
-        lambda: generate_batched(model, tokenizer, prompts, max_new_tokens=budget, batch_size=args.batch_size, labels=task.labels)
-    )
-    print(f"batched:    {b_wall:7.1f} s wall, {b_cpu:7.1f} s CPU, load {b_l0:.2f} -> {b_l1:.2f}", flush=True)
+    runs = {}
+    for size in batch_sizes:
+        runs[size] = phase(
+            lambda: generate_batched(model, tokenizer, prompts, max_new_tokens=budget, batch_size=size, labels=task.labels)
+        )
+        _, wall, cpu, l0, l1 = runs[size]
+        print(f"batched (batch {size}): {wall:7.1f} s wall, {cpu:7.1f} s CPU, load {l0:.2f} -> {l1:.2f}", flush=True)
     sequential, s_wall, s_cpu, s_l0, s_l1 = phase(
         lambda: generate_sequential(model, tokenizer, prompts, max_new_tokens=budget, labels=task.labels)
     )
-    print(f"sequential: {s_wall:7.1f} s wall, {s_cpu:7.1f} s CPU, load {s_l0:.2f} -> {s_l1:.2f}", flush=True)
-    mismatches = [i for i, (b, s) in enumerate(zip(batched, sequential)) if b.text != s.text]
-    correct = sum(parse_label(g.text, task.labels) == (r.reference or "").strip() for g, r in zip(batched, rows))
-    result = {
-        "rows": len(rows),
-        "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
-        "max_new_tokens": budget,
-        "batched_s": round(b_wall, 2),
-        "sequential_s": round(s_wall, 2),
-        "speedup": round(s_wall / b_wall, 2),
-        "batched_cpu_s": round(b_cpu, 1),
-        "sequential_cpu_s": round(s_cpu, 1),
-        "cpu_speedup": round(s_cpu / b_cpu, 2),
-        "identical_outputs": not mismatches,
-        "zero_shot_accuracy": round(correct / len(rows), 4),
-        "tokens_out_mean": round(sum(g.tokens_out for g in batched) / len(rows), 2),
-        "load_1min": [round(b_l0, 2), round(b_l1, 2), round(s_l0, 2), round(s_l1, 2)],
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}",
-    }
-    print(json.dumps(result))
-    print(f"speed-up {result['speedup']}x (batched {b_wall:.1f} s vs sequential {s_wall:.1f} s); zero-shot accuracy {correct}/{len(rows)}")
-    assert not mismatches, f"batched and sequential greedy outputs differ on rows {mismatches[:10]}"
+    print(f"sequential:           {s_wall:7.1f} s wall, {s_cpu:7.1f} s CPU, load {s_l0:.2f} -> {s_l1:.2f}", flush=True)
+    mismatches = {}
+    for size, (batched, b_wall, b_cpu, b_l0, b_l1) in runs.items():
+        mismatches[size] = [i for i, (b, s) in enumerate(zip(batched, sequential)) if b.text != s.text]
+        correct = sum(parse_label(g.text, task.labels) == (r.reference or "").strip() for g, r in zip(batched, rows))
+        result = {
+            "rows": len(rows),
+            "batch_size": size,
+            "threads": torch.get_num_threads(),
+            "max_new_tokens": budget,
+            "batched_s": round(b_wall, 2),
+            "sequential_s": round(s_wall, 2),
+            "speedup": round(s_wall / b_wall, 2),
+            "batched_cpu_s": round(b_cpu, 1),
+            "sequential_cpu_s": round(s_cpu, 1),
+            "cpu_speedup": round(s_cpu / b_cpu, 2),
+            "identical_outputs": not mismatches[size],
+            "zero_shot_accuracy": round(correct / len(rows), 4),
+            "tokens_out_mean": round(sum(g.tokens_out for g in batched) / len(rows), 2),
+            "load_1min": [round(b_l0, 2), round(b_l1, 2), round(s_l0, 2), round(s_l1, 2)],
+            "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, torch {torch.__version__}",
+        }
+        print(json.dumps(result))
+        print(
+            f"batch {size}: speed-up {result['speedup']}x wall, {result['cpu_speedup']}x CPU (batched {b_wall:.1f} s vs "
+            f"sequential {s_wall:.1f} s); zero-shot accuracy {correct}/{len(rows)}; identical outputs: {not mismatches[size]}"
+        )
+    bad = {size: rows_[:10] for size, rows_ in mismatches.items() if rows_}
+    assert not bad, f"batched and sequential greedy outputs differ (batch size: first rows) {bad}"
 
 
 if __name__ == "__main__":

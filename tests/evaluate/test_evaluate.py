@@ -238,3 +238,34 @@ def test_cli_table_shows_candidates_and_verdict(task_files, endpoint, capsys):
     out = capsys.readouterr().out
     assert "classic:" in out and "baseline" in out
     assert "no significant difference between the TF-IDF classifier and gpt-5-mini" in out
+
+
+def test_free_text_with_an_llm_judge(tmp_path, store):
+    class TextHandler(_ChatHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            judging = body["messages"][0]["content"].startswith("You are a strict grader")
+            content = "4" if judging else "the parcel ships on monday"
+            data = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TextHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        rows = [{"messages": [{"role": "user", "content": f"when does order {i} ship?"},
+                              {"role": "assistant", "content": f"order {i} ships on monday morning"}]} for i in range(6)]
+        evals = tmp_path / "eval.jsonl"
+        evals.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        config = FAST.model_copy(update={"judge": f"{url}#judge-model"})
+        results = evaluate(evals, [f"endpoint:{url}#writer"], config=config, store=store, progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (cand,) = results["candidates"]
+    assert results["task_type"] == "text" and results["primary_metric"] == "rouge_l"
+    assert cand["metrics"]["judge_score"]["value"] == pytest.approx(0.75)  # 4 on the 1-5 scale
+    assert 0 < cand["metrics"]["rouge_l"]["value"] < 1 and 0 <= cand["metrics"]["bleu"]["value"] < 1

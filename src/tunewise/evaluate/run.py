@@ -443,7 +443,7 @@ def _save(store, results: dict, outcomes: list[dict], rows: list[Example], confi
         kind="compare", dataset_id=eval_ds, train_dataset_id=train_ds, task_type=results["task_type"],
         config=config.model_dump(), results=results, verdict=results["verdict"],
         candidates=[
-            {"name": c["name"], "spec": c["spec"], "run_id": c["run_id"], "status": c["status"], "metrics": c["metrics"], "operations": c["operations"]}
+            {"name": c["name"][:200], "spec": c["spec"], "run_id": c["run_id"], "status": c["status"], "metrics": c["metrics"], "operations": c["operations"]}
             for c in results["candidates"]
         ],
     )
