@@ -30,8 +30,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 
 
-def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
+def peak_rss_gib(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
+
+
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds of this process and of its finished children (the token-counting process)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"main": me.ru_utime + me.ru_stime, "children": kids.ru_utime + kids.ru_stime}
 
 
 def ensure_data(rows: int, eval_rows: int, folder: Path) -> tuple[Path, Path]:
@@ -88,13 +94,18 @@ def main() -> None:
     started = time.perf_counter()
     get_counter(args.model)  # the tokenizer load (about 5 s) is counted separately
     load_s = time.perf_counter() - started
+    cpu = cpu_seconds()
     started = time.perf_counter()
     result = audit(train, eval_path=evals, model=args.model, progress=True)
     audit_s = time.perf_counter() - started
+    cpu = {k: v - cpu[k] for k, v in cpu_seconds().items()}
     rss = peak_rss_gib()
+    worker_rss = peak_rss_gib(resource.RUSAGE_CHILDREN)  # the token-counting process (and the generator, if it ran)
     s = result.summary
     print(f"\naudit of {s['rows']:,} rows + {s['eval_rows']:,} eval rows: {audit_s:.1f} s (tokenizer load {load_s:.1f} s before), "
-          f"peak RSS {rss:.2f} GiB; load after: {os.getloadavg()[0]:.2f}")
+          f"peak RSS {rss:.2f} GiB (largest child process: {worker_rss:.2f} GiB); load after: {os.getloadavg()[0]:.2f}")
+    print(f"CPU time: main process {cpu['main']:.0f} s, token-counting process {cpu['children']:.0f} s "
+          f"(wall {audit_s:.0f} s: a loaded machine shows as wall >> CPU)")
     print(f"{'pass':<28}{'seconds':>9}{'rows':>11}{'rows/s':>10}")
     for name, t in result.timings.items():
         print(f"{name:<28}{t['seconds']:>9.1f}{t['rows']:>11,}{(t['rows_per_s'] or 0):>10,}")
