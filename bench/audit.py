@@ -74,29 +74,12 @@ def datasketch_kept(texts: list[str], threshold: float) -> tuple[set[int], float
     return kept, time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--eval-rows", type=int, default=2_000)
-    parser.add_argument("--datasketch-rows", type=int, default=50_000)
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "tunewise-bench")
-    args = parser.parse_args()
-
-    train, evals = ensure_data(args.rows, args.eval_rows, args.data_dir)
-    os.environ.setdefault("TUNEWISE_HOME", str(args.data_dir / "workspace"))
-    Path(os.environ["TUNEWISE_HOME"]).mkdir(parents=True, exist_ok=True)
-    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min) on {os.cpu_count()} CPUs")
-
+def run_audit(train: Path, evals: Path, model: str, load_s: float) -> dict:
     from tunewise.data.audit import audit
-    from tunewise.data.tokens import get_counter
 
-    started = time.perf_counter()
-    get_counter(args.model)  # the tokenizer load (about 5 s) is counted separately
-    load_s = time.perf_counter() - started
     cpu = cpu_seconds()
     started = time.perf_counter()
-    result = audit(train, eval_path=evals, model=args.model, progress=True)
+    result = audit(train, eval_path=evals, model=model, progress=True)
     audit_s = time.perf_counter() - started
     cpu = {k: v - cpu[k] for k, v in cpu_seconds().items()}
     rss = peak_rss_gib()
@@ -112,33 +95,80 @@ def main() -> None:
     print(json.dumps({k: s[k] for k in ("duplicates", "contamination", "pii")}, default=str))
     print(f"tokens: {s['tokens']['total']:,} ({s['tokens']['tokenizer']}), median {s['tokens']['median']}")
 
+    return {"rows": s["rows"], "audit_s": audit_s, "rss": rss, "near_s": result.timings["near_duplicates"]["seconds"]}
+
+
+def sketch_only(texts: list[str]) -> tuple[float, float]:
+    """MinHash sketching alone on the same shingle sets: rensa's bulk digest against datasketch, row by row."""
+    import rensa
+    from datasketch import MinHash
+
+    from tunewise.data.dedup import NUM_PERM, SEED, shingles
+
+    sets = [list(shingles(t)) or [""] for t in texts]
+    started = time.perf_counter()
+    rensa.RMinHash.digest_matrix_from_token_sets(sets, NUM_PERM, SEED).to_rows()
+    ours = time.perf_counter() - started
+    encoded = [[s.encode("utf-8") for s in tokens] for tokens in sets]
+    started = time.perf_counter()
+    for tokens in encoded:
+        m = MinHash(num_perm=NUM_PERM)
+        m.update_batch(tokens)
+    return ours, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--eval-rows", type=int, default=2_000)
+    parser.add_argument("--datasketch-rows", type=int, default=50_000)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--compare-only", action="store_true", help="skip the audit; only the near-duplicate comparisons")
+    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "tunewise-bench")
+    args = parser.parse_args()
+
+    train, evals = ensure_data(args.rows, args.eval_rows, args.data_dir)
+    os.environ.setdefault("TUNEWISE_HOME", str(args.data_dir / "workspace"))
+    Path(os.environ["TUNEWISE_HOME"]).mkdir(parents=True, exist_ok=True)
+    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min) on {os.cpu_count()} CPUs")
+
+    from tunewise.data.tokens import get_counter
+
+    started = time.perf_counter()
+    get_counter(args.model)  # the tokenizer load (about 5 s) is counted separately
+    load_s = time.perf_counter() - started
+    rows = None if args.compare_only else run_audit(train, evals, args.model, load_s)
     # Near duplicates: tunewise vs datasketch on the same subsample.
     from tunewise.data.dedup import DEFAULT_THRESHOLD, find_duplicates
     from tunewise.data.formats import Record, example_text, iter_records
 
-    n = min(args.datasketch_rows, s["rows"])
+    n = args.datasketch_rows if rows is None else min(args.datasketch_rows, rows["rows"])
     texts = []
     for item in iter_records(train):
         if type(item) is Record:
             texts.append(example_text(item.example))
             if len(texts) >= n:
                 break
+    find_duplicates(texts[:100], DEFAULT_THRESHOLD)  # imports (scipy, rensa) are not part of the timing
     started = time.perf_counter()
     ours = find_duplicates(texts, DEFAULT_THRESHOLD)
     ours_s = time.perf_counter() - started
     ours_kept = set(ours.keep_mask().nonzero()[0].tolist())
     theirs_kept, theirs_s = datasketch_kept(texts, DEFAULT_THRESHOLD)
     agreement = len(ours_kept & theirs_kept) / len(ours_kept | theirs_kept)
-    full_near = result.timings["near_duplicates"]["seconds"]
-    extrapolated = theirs_s * s["rows"] / n
+    sketch_ours, sketch_theirs = sketch_only(texts[:20_000])
     print(f"\nnear duplicates on the first {n:,} rows: tunewise {ours_s:.2f} s ({n / ours_s:,.0f} rows/s), datasketch "
           f"{theirs_s:.1f} s ({n / theirs_s:,.0f} rows/s): {theirs_s / ours_s:.1f}x faster; kept {len(ours_kept):,} vs "
           f"{len(theirs_kept):,}, Jaccard of kept row ids {agreement:.4f}")
-    print(f"all {s['rows']:,} rows: tunewise near-duplicate pass {full_near:.1f} s (measured in the audit); datasketch "
-          f"extrapolated linearly from {n:,} rows: {extrapolated:.0f} s, {extrapolated / full_near:.1f}x")
-    print(f"goals: audit {audit_s:.0f} s <= 300 s: {'met' if audit_s <= 300 else 'MISSED'}; peak RSS {rss:.2f} GiB < 4: "
-          f"{'met' if rss < 4 else 'MISSED'}; near-dup speedup >= 20x: {'met' if theirs_s / ours_s >= 20 else 'MISSED'}; "
-          f"kept Jaccard >= 0.98: {'met' if agreement >= 0.98 else 'MISSED'}")
+    print(f"sketching only (MinHash of the same shingle sets, first {min(n, 20_000):,} rows): rensa {sketch_ours:.2f} s, "
+          f"datasketch {sketch_theirs:.2f} s: {sketch_theirs / sketch_ours:.0f}x")
+    if rows is not None:
+        extrapolated = theirs_s * rows["rows"] / n
+        print(f"all {rows['rows']:,} rows: tunewise near-duplicate pass {rows['near_s']:.1f} s (measured in the audit); datasketch "
+              f"extrapolated linearly from {n:,} rows: {extrapolated:.0f} s, {extrapolated / rows['near_s']:.1f}x")
+        print(f"goals: audit {rows['audit_s']:.0f} s <= 300 s: {'met' if rows['audit_s'] <= 300 else 'MISSED'}; peak RSS "
+              f"{rows['rss']:.2f} GiB < 4: {'met' if rows['rss'] < 4 else 'MISSED'}; near-dup speedup >= 20x: "
+              f"{'met' if theirs_s / ours_s >= 20 else 'MISSED'}; kept Jaccard >= 0.98: {'met' if agreement >= 0.98 else 'MISSED'}")
 
 
 if __name__ == "__main__":
