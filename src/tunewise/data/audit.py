@@ -4,7 +4,8 @@
     result = audit("train.jsonl", eval_path="eval.jsonl", annotations_path="annotations.csv")
     result.summary["readiness"]["verdict"], result.blocking, result.to_dict()
 
-Passes (each with its own progress bar and timing, in `result.timings`):
+Passes (each with its own progress bar and timing, in `result.timings`; token counting and the PII
+scan run in a second process for big files, beside parsing and sketching):
 1. read the training file once: format rules (tunewise.data.formats / validate), token counts with the
    target model's tokenizer (tunewise.data.tokens), PII in every message (tunewise.data.pii), exact keys
    and MinHash LSH band keys of the input text (tunewise.data.dedup);
@@ -210,30 +211,25 @@ class _Scan:
 
 
 def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: int | None, index) -> _Scan:
-    from tunewise.data.pii import find_pii
-
     scan = _Scan(path=path, index=index)
     spent = Counter()
     stream = iter_records(path, **read)
     scan.format = stream.format
-    pii_cache: dict[str, list] = {}
 
-    def pii_of(example: dict) -> list:
-        found = []
-        for message in example.get("messages") or ():
-            if type(message) is not dict:
-                continue
-            for text in _message_texts(message):
-                if message.get("role") == "system":  # one system prompt is usually shared by every row
-                    got = pii_cache.get(text)
-                    if got is None:
-                        got = find_pii(text)
-                        if len(pii_cache) < 1_000:
-                            pii_cache[text] = got
-                    found += got
-                else:
-                    found += find_pii(text)
-        return found
+    def collect(future, lines: list[int]) -> None:
+        lengths, token_s, found, pii_s = future.result()
+        scan.lengths.append(lengths)
+        spent["tokens"] += token_s
+        spent["pii"] += pii_s
+        for offset, matches in found:
+            line = lines[offset]
+            scan.pii_row_count += 1
+            scan.pii_lines.add(line)
+            types = Counter(kind for kind, _ in matches)
+            scan.pii_by_type.update(types)
+            if len(scan.pii_rows) < DETAILS_MAX:
+                scan.pii_rows.append({"file": role, "line": line, "types": dict(types),
+                                      "matches": [{"type": kind, "text": text} for kind, text in matches]})
 
     def flush(records: list[Record]) -> None:
         if not records:
@@ -246,38 +242,24 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
         scan.labels += [example_label(e) for e in examples]
         scan.annotators += [_annotators_of(e) for e in examples]
         t1 = time.perf_counter()
-        pending.append(timed_count(examples))
-        while len(pending) > 2:  # at most two chunks wait for the tokenizer: memory stays flat
-            lengths, seconds = pending.pop(0).result()
-            scan.lengths.append(lengths)
-            spent["tokens"] += seconds
+        pending.append((timed_count(examples), [r.line for r in records]))
+        while len(pending) > 2:  # at most two chunks wait for the worker: memory stays flat
+            collect(*pending.pop(0))
         t2 = time.perf_counter()
-        for record, example in zip(records, examples):
-            matches = pii_of(example)
-            if matches:
-                scan.pii_row_count += 1
-                scan.pii_lines.add(record.line)
-                types = Counter(m.type for m in matches)
-                scan.pii_by_type.update(types)
-                if len(scan.pii_rows) < DETAILS_MAX:
-                    scan.pii_rows.append({"file": role, "line": record.line, "types": dict(types),
-                                          "matches": [{"type": m.type, "text": m.text} for m in matches]})
-        t3 = time.perf_counter()
         spent["texts"] += t1 - t0
         spent["waiting_for_tokens"] += t2 - t1
-        spent["pii"] += t3 - t2
         if index is not None:
             keys_before = time.perf_counter()
             index.add(texts)
             spent["dedup_index"] += time.perf_counter() - keys_before
 
-    # Token counting runs beside the rest: in a second process for big files (its own GIL, so the
-    # second core counts while this one parses, scans for PII and sketches), else in a thread.
+    # Token counting and the PII scan run beside the rest: in a second process for big files (its own
+    # GIL, so the second core works while this one parses, hashes and sketches), else in a thread.
     pending: list = []
     tokens_pool = _token_pool(counter, total or 0)
 
     def timed_count(examples: list[dict]):
-        return tokens_pool.submit(_count_timed, examples) if tokens_pool.process else tokens_pool.submit(_timed, counter, examples)
+        return tokens_pool.submit(_chunk_work, examples) if tokens_pool.process else tokens_pool.submit(_work, counter, examples)
 
     started = time.perf_counter()
     chunk: list[Record] = []
@@ -302,10 +284,8 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
                     advance(n)
             read_time += time.perf_counter() - t_read
             flush(chunk)
-            for future in pending:
-                lengths, seconds = future.result()
-                scan.lengths.append(lengths)
-                spent["tokens"] += seconds
+            for future, lines in pending:
+                collect(future, lines)
             advance(len(scan.texts) + scan.rejected)
     finally:
         tokens_pool.shutdown(wait=True, cancel_futures=True)
@@ -316,7 +296,7 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
         "read_and_format": _timing(read_time + spent["texts"], rows),
         "tokens": _timing(spent["tokens"], len(scan.texts)),  # in its own thread, overlapping the rest
         "waiting_for_tokens": _timing(spent["waiting_for_tokens"], len(scan.texts)),
-        "pii": _timing(spent["pii"], len(scan.texts)),
+        "pii": _timing(spent["pii"], len(scan.texts)),  # in the same worker, after the tokens
     }
     if index is not None:
         # DedupIndex.add does both; split by a second clock would cost more than it tells.
@@ -333,7 +313,7 @@ _WORKER_COUNTER = None
 def _token_pool(counter, rows: int):
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-    if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1:
+    if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1 and _spawn_works():
         import multiprocessing
 
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
@@ -345,6 +325,15 @@ def _token_pool(counter, rows: int):
     return pool
 
 
+def _spawn_works() -> bool:
+    """A spawned process re-imports `__main__`: impossible from stdin or a REPL (then a thread is used)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return getattr(main, "__spec__", None) is not None or (path is not None and Path(path).is_file())
+
+
 def _init_worker(model: str) -> None:
     global _WORKER_COUNTER
     from tunewise.data.tokens import get_counter
@@ -352,13 +341,45 @@ def _init_worker(model: str) -> None:
     _WORKER_COUNTER = get_counter(model)
 
 
-def _timed(counter, examples: list[dict]) -> tuple[np.ndarray, float]:
+def _work(counter, examples: list[dict]) -> tuple[np.ndarray, float, list, float]:
+    """Token counts of a chunk and its PII: (lengths, seconds, [(offset, [(type, text)])], seconds)."""
     started = time.perf_counter()
-    return counter.count(examples), time.perf_counter() - started
+    lengths = counter.count(examples)
+    counted = time.perf_counter()
+    found = []
+    for offset, example in enumerate(examples):
+        matches = _pii_of(example)
+        if matches:
+            found.append((offset, [(m.type, m.text) for m in matches]))
+    return lengths, counted - started, found, time.perf_counter() - counted
 
 
-def _count_timed(examples: list[dict]) -> tuple[np.ndarray, float]:
-    return _timed(_WORKER_COUNTER, examples)
+def _chunk_work(examples: list[dict]):
+    return _work(_WORKER_COUNTER, examples)
+
+
+_SYSTEM_PII: dict[str, list] = {}
+
+
+def _pii_of(example: dict) -> list:
+    """PII in every message of an example (system prompts, usually shared by every row, are scanned once)."""
+    from tunewise.data.pii import find_pii
+
+    found = []
+    for message in example.get("messages") or ():
+        if type(message) is not dict:
+            continue
+        for text in _message_texts(message):
+            if message.get("role") == "system":
+                got = _SYSTEM_PII.get(text)
+                if got is None:
+                    got = find_pii(text)
+                    if len(_SYSTEM_PII) < 1_000:
+                        _SYSTEM_PII[text] = got
+                found += got
+            else:
+                found += find_pii(text)
+    return found
 
 
 def _message_texts(message: dict):
