@@ -134,3 +134,14 @@ def test_embedded_model_converts_once_then_loads_from_the_cache(tmp_path, monkey
         return_assistant_tokens_mask=True,
     )["assistant_masks"]
     assert sum(mask) > 0  # the cached template marks assistant tokens for assistant-only loss
+
+
+def test_the_command_reference_matches_the_code():
+    from pathlib import Path
+
+    from tunewise.cli.reference import cli_reference
+
+    reference = Path(__file__).resolve().parents[1] / "docs" / "CLI.md"
+    assert reference.read_text(encoding="utf-8") == cli_reference(), (
+        "docs/CLI.md is stale: run `python -m tunewise.cli.reference > docs/CLI.md`"
+    )
