@@ -16,7 +16,7 @@ def demo_command(
     out: Path = typer.Option(Path("tunewise-demo"), "--out", help="Folder for the demo's workspace, data, runs and report (rewritten on each run)."),
     model: str = typer.Option("smollm2-135m", "--model", help="Base model: the embedded smollm2-135m, a local Hugging Face folder or a .gguf file."),
     train_examples: int = typer.Option(320, "--train-examples", min=10, help="Training examples of the LoRA run (also the learning curve's largest point)."),
-    curve_sizes: str = typer.Option("40,80,160,320", "--curve-sizes", help="Training sizes of the learning curve (comma-separated, at least 4 for a fit)."),
+    curve_sizes: str = typer.Option("25,50,100,320", "--curve-sizes", help="Training sizes of the learning curve (comma-separated, at least 4 for a fit)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="Evaluate only the first N eval rows (default: all 300)."),
 ) -> None:
     """Run every stage end to end on the bundled sample task: import, audit, clean, train LoRA, evaluate against prompt baselines, learning curve, advice, report.

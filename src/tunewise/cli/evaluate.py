@@ -39,7 +39,7 @@ def eval_command(
         [], "--candidate", "-c",
         help="Repeatable: zero-shot:MODEL, few-shot:MODEL?k=8, knn-few-shot:MODEL?k=8, adapter:RUN, endpoint:URL#MODEL, classic:tfidf.",
     ),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Candidate every other is compared with (default: the best prompt candidate, few-shot if present)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Candidate every other is compared with (default: the best-scoring prompt candidate; few-shot on a tie)."),
     task: str = typer.Option("auto", "--task", help="Task type: auto, classification, json or text."),
     schema: Optional[Path] = typer.Option(None, "--schema", help="JSON Schema file that replies must satisfy (structured-output tasks)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eval rows (a quick look; the results say so)."),

@@ -338,10 +338,13 @@ def _pick_baseline(outcomes: list[dict], wanted: CandidateSpec | None, primary: 
     if wanted is not None:
         return next((o for o in outcomes if o["spec"].name == wanted.name), None)
     value = lambda o: o["scored"].metrics[primary]["value"]  # noqa: E731
-    for kinds in (("few-shot",), PROMPT_KINDS, ("classic",)):
-        pool = [o for o in done if o["spec"].kind in kinds]
-        if pool:
-            return max(pool, key=value)
+    # The fine-tune has to beat the best prompt a team could ship instead, not a convenient one; on a tie
+    # the plainer few-shot prompt is the baseline (max keeps the first of equals).
+    preference = ("few-shot", "knn-few-shot", "zero-shot", "endpoint")
+    prompts = sorted((o for o in done if o["spec"].kind in PROMPT_KINDS), key=lambda o: preference.index(o["spec"].kind))
+    pool = prompts or [o for o in done if o["spec"].kind == "classic"]
+    if pool:
+        return max(pool, key=value)
     return done[0] if done else None
 
 
