@@ -48,6 +48,10 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
     try:
         if config.dataset is None:
             raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --data")
+        # Fail on a wrong path in a second, not after the model has been loaded (or converted from GGUF).
+        for ref in (config.dataset, config.eval_dataset):
+            if ref is not None:
+                resolve_dataset(ref, store)
         from tunewise.store.models import new_id
 
         run_id = run_id or new_id("run")
@@ -161,7 +165,7 @@ def resolve_dataset(ref: str, store) -> tuple[Path, str | None]:
     try:
         record = store.get_dataset(ref)
     except NotFoundError as exc:
-        raise TrainingError(f"dataset {ref!r}: neither a file nor a registered dataset id (see `tunewise data list`)") from exc
+        raise TrainingError(f"dataset {ref!r}: neither a file nor a registered dataset id (`tunewise data import` registers one)") from exc
     return Path(record.path), record.id
 
 
