@@ -104,7 +104,7 @@ def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, 
     assert "0.900" in page and "0.800–1.000" in page and "+40.0 pts" in page and "&lt;0.001" in page
     assert "failed: connection refused after 3 retries" in page
     assert "- no significant difference between classic and zero-shot" in md
-    assert f"| {TUNED} | adapter | 0.900 | 0.800–1.000 | +40.0 pts | +25.0 pts to +55.0 pts | <0.001 | yes |" in md
+    assert f"| **{TUNED}** | adapter | 0.900 | 0.800–1.000 | +40.0 pts | +25.0 pts to +55.0 pts | <0.001 | yes |" in md
     assert "| zero-shot:tiny | zero-shot | 0.500 |" in md and "baseline |" in md
     # Plots are embedded, and written beside the Markdown that links them.
     assert page.count("src='data:image/png;base64,") >= 3  # candidates, confusion, curve

@@ -278,7 +278,8 @@ def _candidates(results: dict) -> Section:
         note_html = "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
     else:
         note_md = note_html = ""
-    md = f"## Candidates\n\n{_md_table(header, rows)}\n{note}\n\n{note_md}"
+    md_rows = [[f"**{row[0]}**", *row[1:]] if css == "best" else row for row, css in zip(rows, classes)]
+    md = f"## Candidates\n\n{_md_table(header, md_rows)}\n{note}\n\n{note_md}"
     page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={2, 4, 6}, classes=classes)}<p class='note'>{esc(note)}</p>{note_html}"
     images = {}
     chart = _bar_chart(candidates, metric)
