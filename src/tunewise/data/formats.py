@@ -752,6 +752,23 @@ def _keys_in(head: bytes) -> set[str]:
     return {key.decode() for key in re.findall(rb'"(\w+)"\s*:', head[:4096])}
 
 
+
+def iter_json_lines(path: str | Path, *, error: type[Exception] = DataError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSONL file tunewise wrote or expects verbatim.
+
+    Unlike `iter_records` nothing is normalized or quarantined: the first bad line raises `error`
+    naming the file and line, for files whose every line must be right (run outputs, training input).
+    """
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            yield number, value
+
 __all__ = [
     "Record",
     "Problem",
@@ -761,6 +778,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "iter_records",
     "load_examples",
+    "iter_json_lines",
     "detect_format",
     "example_text",
     "example_label",

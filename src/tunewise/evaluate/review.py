@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tunewise.data.formats import iter_json_lines
 from tunewise.errors import EvaluationError
 
 OUTPUT_PREFIX = "output: "
@@ -70,15 +71,8 @@ def iter_outputs(results: dict, *, evaluation_id: str = "?") -> Iterator[dict]:
         for key in (candidate.get("name"), candidate.get("spec")):
             if key:
                 keys[key] = candidate.get("name") or candidate.get("spec")
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise EvaluationError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            yield _normalize_row(row, keys, number)
+    for number, row in iter_json_lines(path, error=EvaluationError):
+        yield _normalize_row(row, keys, number)
 
 
 def _normalize_row(row: dict, keys: dict[str, str], number: int) -> dict:

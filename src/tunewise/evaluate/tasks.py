@@ -50,30 +50,11 @@ def load_rows(path: str | Path) -> list[Example]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    examples: list[dict] = []
-    lines: list[int] = []
-    try:
-        from tunewise.data.formats import load_examples
-    except ImportError:
-        load_examples = None
-    if load_examples is not None:
-        loaded = load_examples(path)
-        for record in loaded.records:
-            examples.append(record.example)
-            lines.append(record.line)
-    else:
-        with open(path, encoding="utf-8") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-                    raise DataError(f"{path}:{number}: expected a chat row with a 'messages' list")
-                examples.append(row)
-                lines.append(number)
+    from tunewise.data.formats import load_examples
+
+    loaded = load_examples(path)
+    examples = [record.example for record in loaded.records]
+    lines = [record.line for record in loaded.records]
     rows = [_to_example(i, line, ex) for i, (line, ex) in enumerate(zip(lines, examples))]
     if not rows:
         raise DataError(f"{path}: no usable rows")

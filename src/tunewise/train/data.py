@@ -6,13 +6,13 @@ input fails in a second with one line that names the file and the setting to cha
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.data.formats import iter_json_lines
 from tunewise.errors import DataError, TrainingError
 
 
@@ -49,21 +49,14 @@ def read_chat_jsonl(path: str | Path) -> list[Example]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
-                raise DataError(
-                    f"{path}:{number}: expected a chat row {{\"messages\": [{{\"role\": ..., \"content\": ...}}]}} "
-                    "(convert other formats with `tunewise data import`)"
-                )
-            examples.append(Example(number, [_clean(m) for m in messages], row.get("tools")))
+    for number, row in iter_json_lines(path):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
+            raise DataError(
+                f"{path}:{number}: expected a chat row {{\"messages\": [{{\"role\": ..., \"content\": ...}}]}} "
+                "(convert other formats with `tunewise data import`)"
+            )
+        examples.append(Example(number, [_clean(m) for m in messages], row.get("tools")))
     return examples
 
 
