@@ -188,6 +188,16 @@ class Provider:
             out["n_epochs"] = int(float(epochs))
         return out
 
+    def _upload(self, endpoint: str, path: str | Path, *, content_type: str, data: dict[str, Any]) -> UploadedFile:
+        """Multipart upload of `path` as the form field `file`, with `data` as the other form fields."""
+        path = Path(path)
+
+        def files() -> dict[str, Any]:
+            return {"file": (path.name, path.read_bytes(), content_type)}
+
+        raw = self._request("POST", endpoint, what=f"upload {path.name}", data=data, files=files)
+        return UploadedFile(id=raw["id"], filename=raw.get("filename"), bytes=raw.get("bytes"), raw=raw)
+
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 

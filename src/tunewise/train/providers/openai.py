@@ -59,13 +59,7 @@ class OpenAIProvider(Provider):
     retirement_date = RETIREMENT_DATE
 
     def upload_file(self, path: str | Path) -> UploadedFile:
-        path = Path(path)
-
-        def files() -> dict[str, Any]:
-            return {"file": (path.name, path.read_bytes(), "application/jsonl")}
-
-        raw = self._request("POST", "/files", what=f"upload {path.name}", data={"purpose": "fine-tune"}, files=files)
-        return UploadedFile(id=raw["id"], filename=raw.get("filename"), bytes=raw.get("bytes"), raw=raw)
+        return self._upload("/files", path, content_type="application/jsonl", data={"purpose": "fine-tune"})
 
     def build_job_request(
         self, *, model: str, training_file: str, validation_file: str | None, hyperparameters: dict[str, Any]

@@ -79,19 +79,8 @@ class TogetherProvider(Provider):
     )
 
     def upload_file(self, path: str | Path) -> UploadedFile:
-        path = Path(path)
-
-        def files() -> dict[str, Any]:
-            return {"file": (path.name, path.read_bytes(), "application/octet-stream")}
-
-        raw = self._request(
-            "POST",
-            "/files/upload",
-            what=f"upload {path.name}",
-            data={"purpose": "fine-tune", "file_name": path.name, "file_type": "jsonl"},
-            files=files,
-        )
-        return UploadedFile(id=raw["id"], filename=raw.get("filename"), bytes=raw.get("bytes"), raw=raw)
+        data = {"purpose": "fine-tune", "file_name": Path(path).name, "file_type": "jsonl"}
+        return self._upload("/files/upload", path, content_type="application/octet-stream", data=data)
 
     def build_job_request(
         self, *, model: str, training_file: str, validation_file: str | None, hyperparameters: dict[str, Any]
