@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tunewise.advise.roi import FineTuneOption, RoiInputs, build_inputs, roi
+from tunewise.advise.decide import load_answers
+from tunewise.advise.roi import FineTuneOption, RoiInputs, build_inputs, load_roi_inputs, roi
 from tunewise.errors import ConfigError, ModelNotFoundError
 
 # Seed 003, classification worked example: 5M tickets/month, 91% -> 95%, $8k prep, ~$400 training,
@@ -139,3 +140,21 @@ def test_roi_command(monkeypatch):
         "--finetuned-quality", "0.95", "--cost-per-error", "0.05", "--labeling-hours", "200"])
     assert result.exit_code == 0, result.output
     assert "$237.50" in result.output and "$356.25" in result.output and "Sensitivity" in result.output
+
+
+@pytest.mark.parametrize("loader, what", [(load_roi_inputs, "ROI inputs"), (load_answers, "answers")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("requests_per_month: 100\n  bad: indent\n", r"in\.yaml: line 2: invalid YAML \(mapping values are not allowed here\)$"),
+        ("- a list\n", r"in\.yaml: expected a mapping of {what}$"),
+        (None, r"in\.yaml: {what} file not found$"),
+    ],
+)
+def test_answers_and_inputs_files_share_one_line_yaml_errors(tmp_path, loader, what, text, expected):
+    path = tmp_path / "in.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=expected.format(what=what)) as info:
+        loader(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)

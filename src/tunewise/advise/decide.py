@@ -21,12 +21,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tunewise.advise.config import AdviseConfig
 from tunewise.advise.facts import audit_facts, compare_facts, curve_facts
-from tunewise.advise.roi import FineTuneOption, RoiInputs, RoiResult, roi
+from tunewise.advise.roi import FineTuneOption, RoiInputs, RoiResult, read_yaml_mapping, roi
 from tunewise.errors import ConfigError, NotFoundError
 from tunewise.pricing import Catalog, load_catalog
 
@@ -134,16 +133,7 @@ class Advice:
 
 def load_answers(path: str | Path) -> Answers:
     """An answers YAML; unknown keys and bad values are one-line errors naming the file and key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: answers file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of answers")
-    return _validate_answers(raw, str(path))
+    return _validate_answers(read_yaml_mapping(path, "answers"), str(path))
 
 
 def _validate_answers(raw: dict[str, Any], where: str) -> Answers:

@@ -145,19 +145,30 @@ class RoiResult:
         return asdict(self)
 
 
-def load_roi_inputs(path: str | Path, **overrides: Any) -> RoiInputs:
-    """RoiInputs from a YAML file, with the given (non-None) overrides applied over it."""
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file of `what` (answers, ROI inputs) as a dict; every problem is one line naming the file."""
     import yaml
 
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
+        raise ConfigError(f"{path}: {what} file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from exc
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{line} invalid YAML ({problem})") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of ROI inputs")
+        raise ConfigError(f"{path}: expected a mapping of {what}")
+    return raw
+
+
+def load_roi_inputs(path: str | Path, **overrides: Any) -> RoiInputs:
+    """RoiInputs from a YAML file, with the given (non-None) overrides applied over it."""
+    raw = read_yaml_mapping(path, "ROI inputs")
     return make_inputs({**raw, **{k: v for k, v in overrides.items() if v is not None}}, where=str(path))
 
 
