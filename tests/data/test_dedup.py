@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tunewise.data import dedup
 from tunewise.data.dedup import contamination, duplicate_clusters, find_duplicates, jaccard, shingles
@@ -119,3 +122,38 @@ def test_empty_and_tiny_inputs():
     assert duplicate_clusters(["", ""]) == [[0, 1]]
     assert contamination([], ["x"]) == []
     assert contamination(["a b"], []) == []
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab Σσς İi_1\t\n.é\u00a0\u2003-") + ["\ud800", "ﬁ", "Ǆ"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=6))
+def test_bulk_hashes_see_the_same_shingles_and_normal_form_as_the_string_functions(texts):
+    # The fast path (array passes over code points) must agree with `shingles` and `normalize`, which
+    # define a duplicate, on Unicode case folding, odd whitespace and lone surrogates alike.
+    texts = texts + [" ".join(t.split()) for t in texts] + [t.upper() for t in texts]
+    exact, hashes, offsets = dedup.hash_rows(texts)
+    for i, text in enumerate(texts):
+        assert len(set(hashes[offsets[i] : offsets[i + 1]].tolist())) == max(1, len(shingles(text)))
+        for j, other in enumerate(texts):
+            assert (exact[i] == exact[j]) == (dedup.normalize(text) == dedup.normalize(other))
+            left, right = (set(hashes[offsets[k] : offsets[k + 1]].tolist()) for k in (i, j))
+            assert (left == right) == (shingles(text) == shingles(other))
+
+
+def test_pair_jaccard_is_the_exact_jaccard():
+    rng = random.Random(5)
+    texts = [" ".join(_doc(rng, rng.randrange(0, 30))) for _ in range(60)]
+    pairs = np.array([(i, j) for i in range(60) for j in range(i + 1, 60)])
+    scores = dedup.pair_jaccard(pairs, texts, texts, block=97)
+    assert scores.tolist() == pytest.approx([jaccard(texts[i], texts[j]) for i, j in pairs.tolist()])
+
+
+def test_large_buckets_still_link_every_member():
+    # 40 copies of a template with one word changed share most bands: the star-and-chain linking of
+    # buckets over _ALL_PAIRS_MAX_BUCKET members must still put all of them in one cluster.
+    template = "please reset the password of my account because i cannot log in since this morning at all".split()
+    texts = [" ".join(template[:5] + [f"user{i}"] + template[6:]) for i in range(40)] + ["something else entirely here"]
+    assert duplicate_clusters(texts) == [list(range(40))]
+
