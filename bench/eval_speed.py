@@ -5,7 +5,7 @@ with label stopping, exactly as `tunewise eval -c zero-shot:smollm2-135m` genera
 that both paths give identical replies, prints both times, the speed-up and the zero-shot accuracy,
 with the 1-minute load average and process CPU seconds per phase (other jobs share these cores).
 
-    .venv/bin/python bench/eval_speed.py                    # 300 rows, batches of 16 and 64, torch's default threads
+    .venv/bin/python bench/eval_speed.py                    # 300 rows, prefill batches of 16 and 64, torch's default threads
     .venv/bin/python bench/eval_speed.py --rows 64 --threads 1 --batch-sizes 16
 """
 

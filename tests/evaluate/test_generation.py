@@ -48,7 +48,19 @@ def test_batched_equals_sequential(lively_model, prefix_cache):
     assert [g.text for g in batched] == [g.text for g in sequential]
     assert any(g.text for g in batched)
     assert [g.tokens_in for g in batched] == [g.tokens_in for g in sequential]
-    assert {g.batch_size for g in batched} == {4, 1}  # 9 prompts in batches of 4, 4, 1
+    assert {g.batch_size for g in batched} == {9}  # prefilled 4, 4 and 1 at a time, decoded as one group of 9
+
+
+def test_decode_groups_are_bounded_by_the_cache_budget(lively_model, monkeypatch):
+    from tunewise.evaluate import generation
+
+    model, tokenizer = lively_model
+    prompts = _prompts()
+    whole = generation.generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=2)
+    monkeypatch.setattr(generation, "DECODE_CACHE_BYTES", 1)  # nothing fits: groups fall back to batch_size rows
+    grouped = generation.generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=2)
+    assert [g.text for g in grouped] == [g.text for g in whole]
+    assert sorted(g.batch_size for g in grouped) == [1] + [2] * 8
 
 
 def test_label_stop_and_constrained_decoding(lively_model):
@@ -105,3 +117,17 @@ def test_prefix_cache_is_used_for_a_shared_system_prompt(lively_model):
     ids = render_prompts(tokenizer, _prompts(3))
     assert _shared_prefix(ids) >= MIN_SHARED_PREFIX
     assert _shared_prefix([[1, 2, 3], [1, 2]]) == 1  # every row keeps a token of its own
+
+
+def test_sliding_window_models_decode_with_a_dynamic_cache():
+    from types import SimpleNamespace
+
+    from tunewise.evaluate.generation import _has_sliding_layers
+
+    def model(**config):
+        return SimpleNamespace(config=SimpleNamespace(**config))
+
+    assert not _has_sliding_layers(model(sliding_window=None, layer_types=["full_attention"] * 2))
+    assert not _has_sliding_layers(model(sliding_window=4096, use_sliding_window=False))  # Qwen2's default
+    assert _has_sliding_layers(model(sliding_window=4096))
+    assert _has_sliding_layers(model(layer_types=["sliding_attention", "full_attention"]))

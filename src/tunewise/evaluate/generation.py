@@ -1,11 +1,17 @@
 """Fast greedy generation for evaluation: batched, sorted by length, with a shared-prefix KV cache and label stopping.
 
 Why each piece:
-- prompts are sorted by length and batched, so padding is small and each forward pass serves many rows;
+- prompts are sorted by length and prefilled in small batches of similar length, so padding is small
+  and each forward pass serves many rows;
 - prompts of one candidate usually share a long token prefix (system prompt, few-shot examples): its KV
   cache is computed once and copied into every batch, so only each row's own suffix is prefilled. Rows
-  are padded *between* the prefix and their suffix (attention mask 0 there), which keeps position ids
-  identical to an unpadded run;
+  are padded *between* the prefix and their suffix (attention mask 0 there) and get explicit position
+  ids, so every row sees exactly what an unpadded run sees;
+- decoding is a separate stage over many more rows at once (as many as fit a 1 GiB KV cache, e.g. 96
+  rows of 220 tokens for the embedded model) in a preallocated cache: a decode step reads every weight
+  once whatever the batch, so on a CPU one step for 96 rows costs about what 3 steps for 16 rows do
+  (0.44 s against 0.15 s each, measured), and a preallocated cache is written in place instead of being
+  copied on every step;
 - classification stops a row as soon as its reply has completed a label (`LabelStop`), or, with
   `decoding="constrained"`, only lets the model spell a label (`LabelTrie`), so no row generates chat.
 
@@ -24,6 +30,8 @@ from dataclasses import dataclass
 from tunewise.evaluate.tasks import normalize
 
 MIN_SHARED_PREFIX = 8  # tokens: below this a prefix cache is not worth copying
+DECODE_CACHE_BYTES = 1 << 30  # KV cache of one decode group; bounds memory, and past ~100 rows a CPU gains little
+PREFILL_TOKENS = 2048  # short rows are prefilled more than batch_size at a time: a CPU does ~20-40% more tokens/s at this size
 
 
 @dataclass
@@ -152,60 +160,163 @@ def generate_batched(
 ) -> list[Generation]:
     """Greedy replies for many prompts, in input order (see the module docstring for how it is fast).
 
+    `batch_size` is the number of rows per prefill pass; decoding runs on groups of up to DECODE_CACHE_BYTES
+    of KV cache. Each row's `seconds` is the wall time of its group and `batch_size` the group's rows.
+
     Example: outs = generate_batched(model, tok, [[{"role": "user", "content": "hi"}]], max_new_tokens=8)
     """
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     if not prompts:
         return []
     ids = prompts if isinstance(prompts[0][0], int) else render_prompts(tokenizer, prompts)  # type: ignore[index]
     config = _generation_config(model, tokenizer, max_new_tokens)
-    pad_id = config.pad_token_id
     device = next(model.parameters()).device
     prefix_len = _shared_prefix(ids) if prefix_cache and len(ids) > 1 else 0
     base_cache = None
     if prefix_len >= MIN_SHARED_PREFIX:
         with torch.inference_mode():
-            out = model(torch.tensor([ids[0][:prefix_len]], device=device), use_cache=True)
-        base_cache = out.past_key_values
+            base_cache = model(torch.tensor([ids[0][:prefix_len]], device=device), use_cache=True, logits_to_keep=1).past_key_values
     else:
         prefix_len = 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    per_position = _kv_bytes_per_position(model)
     results: list[Generation | None] = [None] * len(ids)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        suffixes = [ids[i][prefix_len:] for i in batch]
-        width = max(len(s) for s in suffixes)
-        rows, masks = [], []
-        prefix = ids[batch[0]][:prefix_len]
-        for suffix in suffixes:
-            pad = width - len(suffix)
-            rows.append(prefix + [pad_id] * pad + suffix)
-            masks.append([1] * prefix_len + [0] * pad + [1] * len(suffix))
-        input_ids = torch.tensor(rows, device=device)
-        attention = torch.tensor(masks, device=device)
-        prompt_length = input_ids.shape[1]
-        kwargs = {}
-        if labels and decoding == "constrained":
-            kwargs["logits_processor"] = LogitsProcessorList([LabelTrie(tokenizer, labels, prompt_length, config.eos_token_id[0])])
-        elif labels:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([LabelStop(tokenizer, labels, prompt_length)])
-        if base_cache is not None:
-            cache = copy.deepcopy(base_cache)
-            if len(batch) > 1:
-                cache.batch_repeat_interleave(len(batch))
-            kwargs["past_key_values"] = cache
+    start = 0
+    while start < len(order):
+        width = len(ids[order[start]]) - prefix_len  # the longest suffix of the group (rows are sorted)
+        rows_fit = DECODE_CACHE_BYTES // max(1, per_position * (prefix_len + width + max_new_tokens))
+        group = order[start : start + max(batch_size, rows_fit)]
         started = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config, **kwargs)
+        replies = _generate_group(
+            model, tokenizer, [ids[i] for i in group], prefix_len, base_cache, config, batch_size, labels, decoding, device
+        )
         seconds = time.perf_counter() - started
-        for row, index in enumerate(batch):
-            text, n_out = _decode(tokenizer, output[row, prompt_length:].tolist(), config.eos_token_id, pad_id)
-            results[index] = Generation(text, len(ids[index]), n_out, seconds, len(batch))
+        for index, (text, n_out) in zip(group, replies):
+            results[index] = Generation(text, len(ids[index]), n_out, seconds, len(group))
         if on_batch:
-            on_batch(len(batch))
+            on_batch(len(group))
+        start += len(group)
     return results  # type: ignore[return-value]
+
+
+def _kv_bytes_per_position(model) -> int:
+    """Bytes of K and V cache per row and token (all layers)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    size = next(model.parameters()).element_size()
+    return 2 * config.num_hidden_layers * heads * head_dim * size
+
+
+def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device):
+    """Prefill `rows` (sorted longest first) in batches of `batch_size` rows or PREFILL_TOKENS tokens, whichever
+    is more, then decode them all together.
+
+    Cache layout of every row: [shared prefix | padding | own suffix | generated tokens], the padding masked
+    out, position ids counting only real tokens; one StaticCache holds the whole group.
+    """
+    import torch
+    from transformers import DynamicCache, StaticCache
+
+    n, width = len(rows), len(rows[0]) - prefix_len
+    length = prefix_len + width
+    mask = torch.zeros((n, length + config.max_new_tokens), dtype=torch.long, device=device)
+    mask[:, :prefix_len] = 1
+    layer_keys: list[list] = []
+    layer_values: list[list] = []
+    first_logits = []
+    with torch.inference_mode():
+        start = 0
+        while start < n:
+            batch = rows[start : start + max(batch_size, PREFILL_TOKENS // max(1, len(rows[start]) - prefix_len))]
+            suffixes = [row[prefix_len:] for row in batch]
+            own = max(len(s) for s in suffixes)
+            input_ids = torch.tensor([[config.pad_token_id] * (own - len(s)) + s for s in suffixes], device=device)
+            batch_mask = torch.tensor([[1] * prefix_len + [0] * (own - len(s)) + [1] * len(s) for s in suffixes], device=device)
+            positions = (batch_mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
+            kwargs = {}
+            if base_cache is not None:
+                cache = copy.deepcopy(base_cache)
+                if len(batch) > 1:
+                    cache.batch_repeat_interleave(len(batch))
+                kwargs["past_key_values"] = cache
+            out = model(input_ids=input_ids, attention_mask=batch_mask, position_ids=positions, use_cache=True, logits_to_keep=1, **kwargs)
+            first_logits.append(out.logits[:, -1, :].float())
+            for layer, (keys, values) in enumerate(_layer_tensors(out.past_key_values)):
+                if layer == len(layer_keys):
+                    layer_keys.append([])
+                    layer_values.append([])
+                # Right-align this batch's suffixes at the group width: the extra columns are masked padding.
+                pad = (0, 0, width - own, 0)
+                layer_keys[layer].append(torch.nn.functional.pad(keys[:, :, prefix_len:], pad))
+                layer_values[layer].append(torch.nn.functional.pad(values[:, :, prefix_len:], pad))
+            mask[start : start + len(batch), prefix_len + width - own : length] = batch_mask[:, prefix_len:]
+            start += len(batch)
+        cache = (
+            DynamicCache(config=model.config) if _has_sliding_layers(model)  # a static cache would mis-place windows
+            else StaticCache(config=model.config, max_cache_len=length + config.max_new_tokens)
+        )
+        prefix_kv = list(_layer_tensors(base_cache)) if base_cache is not None else None
+        for layer in range(len(layer_keys)):
+            keys, values = torch.cat(layer_keys[layer]), torch.cat(layer_values[layer])
+            if prefix_kv is not None:
+                k0, v0 = prefix_kv[layer]
+                keys = torch.cat([k0[:, :, :prefix_len].expand(n, -1, -1, -1), keys], dim=2)
+                values = torch.cat([v0[:, :, :prefix_len].expand(n, -1, -1, -1), values], dim=2)
+            cache.update(keys, values, layer)
+        layer_keys = layer_values = None  # type: ignore[assignment]
+        return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
+
+
+def _has_sliding_layers(model) -> bool:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    layer_types = getattr(config, "layer_types", None) or []
+    sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    return bool(sliding) or any("sliding" in str(t) for t in layer_types)
+
+
+def _layer_tensors(cache):
+    """(keys, values) per layer of a transformers cache, across the 5.x layouts."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
+def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels, decoding):
+    """Greedy decoding of a prefilled group, one token for every row per step, with the same stopping
+    rules as `generate`: EOS, a completed label (`LabelStop`), or max_new_tokens."""
+    import torch
+
+    n = mask.shape[0]
+    eos = torch.tensor(config.eos_token_id, device=mask.device)
+    trie = LabelTrie(tokenizer, labels, 0, config.eos_token_id[0]) if labels and decoding == "constrained" else None
+    stop = LabelStop(tokenizer, labels, 0) if labels and trie is None else None
+    generated = torch.zeros((n, 0), dtype=torch.long, device=mask.device)
+    done = torch.zeros(n, dtype=torch.bool, device=mask.device)
+    positions = mask[:, :length].sum(-1)  # the position of each row's next token
+    for step in range(config.max_new_tokens):
+        if step:
+            mask[:, length + step - 1] = 1
+            with torch.inference_mode():
+                logits = model(
+                    input_ids=generated[:, -1:], attention_mask=mask[:, : length + step], position_ids=positions[:, None],
+                    past_key_values=cache, use_cache=True, logits_to_keep=1,
+                ).logits[:, -1, :].float()
+            positions = positions + 1
+        if trie is not None:
+            logits = trie(generated, logits)
+        tokens = torch.where(done, config.pad_token_id, logits.argmax(-1))
+        generated = torch.cat([generated, tokens[:, None]], dim=1)
+        done |= torch.isin(tokens, eos)
+        if stop is not None:
+            open_rows = (~done).nonzero().flatten().tolist()
+            texts = tokenizer.batch_decode(generated[open_rows].tolist(), skip_special_tokens=True)
+            for row, text in zip(open_rows, texts):
+                done[row] = stop.complete(text)
+        if bool(done.all()):
+            break
+    return [_decode(tokenizer, row, config.eos_token_id, config.pad_token_id) for row in generated.tolist()]
 
 
 def _decode(tokenizer, new_tokens: list[int], eos_ids: list[int], pad_id: int) -> tuple[str, int]:
