@@ -131,3 +131,13 @@ def test_sliding_window_models_decode_with_a_dynamic_cache():
     assert not _has_sliding_layers(model(sliding_window=4096, use_sliding_window=False))  # Qwen2's default
     assert _has_sliding_layers(model(sliding_window=4096))
     assert _has_sliding_layers(model(layer_types=["sliding_attention", "full_attention"]))
+
+
+def test_one_prompt_and_one_token_match_generate(lively_model):
+    from tunewise.evaluate.generation import generate_batched, generate_sequential
+
+    model, tokenizer = lively_model
+    for prompts, budget in ((_prompts(1), 6), (_prompts(5), 1)):
+        batched = generate_batched(model, tokenizer, prompts, max_new_tokens=budget)
+        sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=budget)
+        assert [(g.text, g.tokens_out) for g in batched] == [(g.text, g.tokens_out) for g in sequential]
