@@ -265,7 +265,7 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
                 keys = torch.cat([k0[:, :, :prefix_len].expand(n, -1, -1, -1), keys], dim=2)
                 values = torch.cat([v0[:, :, :prefix_len].expand(n, -1, -1, -1), values], dim=2)
             cache.update(keys, values, layer)
-        layer_keys = layer_values = None  # type: ignore[assignment]
+        layer_keys = layer_values = None  # type: ignore[assignment]  # free the per-batch copies (as large as the cache) before decoding
         return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
 
 
