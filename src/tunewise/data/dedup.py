@@ -246,14 +246,14 @@ def signatures_of(shingle_hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray
     return out
 
 
-def signatures(texts: Sequence[str]) -> np.ndarray:
-    """(len(texts), 126) uint32 MinHash values (128 permutations, the first 126 kept) of the rows' word 3-shingles."""
-    _, shingle_hashes, offsets = hash_rows(texts)
-    return signatures_of(shingle_hashes, offsets)
+def _sketch_rows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact keys and MinHash values (126 of 128) of rows: `hash_rows` once, then `signatures_of`."""
+    keys, shingle_hashes, offsets = hash_rows(texts)
+    return keys, signatures_of(shingle_hashes, offsets)
 
 
 def bands_of(sig: np.ndarray) -> np.ndarray:
-    """(n, BANDS) uint64 LSH band keys of MinHash signatures from `signatures`: the first two values of a
+    """(n, BANDS) uint64 LSH band keys of MinHash signatures from `signatures_of`: the first two values of a
     band packed exactly, the third mixed in by an odd multiplier (a collision is a 2**-64 event)."""
     keys = np.empty((len(sig), BANDS), dtype=np.uint64)
     for start in range(0, len(sig), 20_000):  # in blocks: the uint64 temporaries stay in cache
@@ -263,11 +263,6 @@ def bands_of(sig: np.ndarray) -> np.ndarray:
             packed ^= block[:, 2::ROWS_PER_BAND].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         keys[start : start + len(block)] = packed
     return keys
-
-
-def band_hashes(texts: Sequence[str]) -> np.ndarray:
-    """(len(texts), BANDS) uint64 LSH band keys of the rows' 128-permutation MinHash signatures."""
-    return bands_of(signatures(texts))
 
 
 # Candidate pairs whose MinHash estimate of Jaccard (126 values) is below this are not verified: at the
@@ -386,15 +381,16 @@ class DedupIndex:
         pairs = self.candidate_pairs()
         estimates = self.estimates(pairs)
         # Only the undecided middle is verified exactly: an estimate this far above the threshold cannot come
-        # from a pair below it (see CERTAIN_ESTIMATE), and one far below cannot come from a pair above it.
-        certain = estimates >= max(self.threshold + CERTAIN_MARGIN, 0.0)
+        # from a pair below it (see CERTAIN_MARGIN), and one far below cannot come from a pair above it.
+        certain = estimates >= self.threshold + CERTAIN_MARGIN
         check = ~certain & (estimates >= max(0.0, self.threshold - ESTIMATE_MARGIN))
         scores = np.where(certain, estimates, 0.0)
         scores[check] = pair_jaccard(pairs[check], texts, texts)
         verified = scores >= self.threshold
-        edges += map(tuple, pairs[verified].tolist())
+        accepted = list(map(tuple, pairs[verified].tolist()))
+        edges += accepted
         if pair_scores is not None:  # exact Jaccard, or the MinHash estimate for pairs accepted on it
-            pair_scores.update(zip(map(tuple, pairs[verified].tolist()), scores[verified].tolist()))
+            pair_scores.update(zip(accepted, scores[verified].tolist()))
         n = self.n_rows
         if not edges or n == 0:
             return DuplicateReport([], [], n)
@@ -417,7 +413,7 @@ class DedupIndex:
         members: dict[int, list[int]] = {}
         for first, row in self._exact_links:
             members.setdefault(first, []).append(row)
-        eval_keys = hash_rows(eval_texts)[0]
+        eval_keys, eval_sigs = _sketch_rows(eval_texts)
         for e, key in enumerate(eval_keys.tolist()):
             first = self._first_of_key.get(key)
             if first is None:
@@ -427,7 +423,7 @@ class DedupIndex:
         if not len(eval_texts) or not self.n_rows:
             return sorted(hits.values(), key=lambda h: (h.eval_index, h.train_index))
         rows, bands = self.rep_rows(), self.rep_bands()
-        eval_bands = band_hashes(list(eval_texts))
+        eval_bands = bands_of(eval_sigs)
         candidates: set[tuple[int, int]] = set()
         for band in range(BANDS):
             order = np.argsort(bands[:, band])
@@ -473,8 +469,9 @@ def _same_key_pairs(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     large = np.flatnonzero(~small)
     if len(large):
         bucket_start = np.flatnonzero(np.concatenate(([True], ~same)))[bucket[large]]
-        later = large[large != bucket_start]
-        found.append(np.stack([members[bucket_start[large != bucket_start]], members[later]], axis=1))
+        not_first = large != bucket_start
+        later = large[not_first]
+        found.append(np.stack([members[bucket_start[not_first]], members[later]], axis=1))
         found.append(np.stack([members[later - 1], members[later]], axis=1))
     return np.concatenate(found)
 
@@ -512,12 +509,6 @@ def pair_jaccard(pairs: np.ndarray, left: Sequence[str], right: Sequence[str], *
             len(a & b) / len(a | b) for a, b in ((left_sets[i], right_sets[j]) for i, j in chunk.tolist())
         ]
     return scores
-
-
-def _sketch_rows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact keys and MinHash values (126 of 128) of rows."""
-    keys, shingle_hashes, offsets = hash_rows(texts)
-    return keys, signatures_of(shingle_hashes, offsets)
 
 
 def find_duplicates(texts: Sequence[str], threshold: float = DEFAULT_THRESHOLD, *, chunk_size: int = 20_000) -> DuplicateReport:
