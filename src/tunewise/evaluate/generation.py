@@ -200,9 +200,13 @@ def generate_batched(
     return results  # type: ignore[return-value]
 
 
+def _text_config(model):
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
 def _kv_bytes_per_position(model) -> int:
     """Bytes of K and V cache per row and token (all layers)."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = _text_config(model)
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     size = next(model.parameters()).element_size()
@@ -223,8 +227,7 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
     length = prefix_len + width
     mask = torch.zeros((n, length + config.max_new_tokens), dtype=torch.long, device=device)
     mask[:, :prefix_len] = 1
-    layer_keys: list[list] = []
-    layer_values: list[list] = []
+    group_kv: list[tuple] = []  # per layer: (keys, values) of the whole group, [n, heads, length, dim]
     first_logits = []
     with torch.inference_mode():
         start = 0
@@ -244,43 +247,38 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
             out = model(input_ids=input_ids, attention_mask=batch_mask, position_ids=positions, use_cache=True, logits_to_keep=1, **kwargs)
             first_logits.append(out.logits[:, -1, :].float())
             for layer, (keys, values) in enumerate(_layer_tensors(out.past_key_values)):
-                if layer == len(layer_keys):
-                    layer_keys.append([])
-                    layer_values.append([])
-                # Right-align this batch's suffixes at the group width: the extra columns are masked padding.
-                pad = (0, 0, width - own, 0)
-                layer_keys[layer].append(torch.nn.functional.pad(keys[:, :, prefix_len:], pad))
-                layer_values[layer].append(torch.nn.functional.pad(values[:, :, prefix_len:], pad))
+                if layer == len(group_kv):
+                    # Zeros, not empty: padding columns are masked, but garbage there could be NaN, and 0 x NaN is NaN.
+                    group_kv.append(tuple(torch.zeros((n, t.shape[1], length, t.shape[3]), dtype=t.dtype, device=device)
+                                          for t in (keys, values)))
+                    if prefix_len:
+                        group_kv[layer][0][:, :, :prefix_len] = keys[:1, :, :prefix_len]
+                        group_kv[layer][1][:, :, :prefix_len] = values[:1, :, :prefix_len]
+                # Right-align this batch's suffixes at the group width: the columns before them are masked padding.
+                group_kv[layer][0][start : start + len(batch), :, length - own :] = keys[:, :, prefix_len:]
+                group_kv[layer][1][start : start + len(batch), :, length - own :] = values[:, :, prefix_len:]
             mask[start : start + len(batch), prefix_len + width - own : length] = batch_mask[:, prefix_len:]
             start += len(batch)
         cache = (
             DynamicCache(config=model.config) if _has_sliding_layers(model)  # a static cache would mis-place windows
             else StaticCache(config=model.config, max_cache_len=length + config.max_new_tokens)
         )
-        prefix_kv = list(_layer_tensors(base_cache)) if base_cache is not None else None
-        for layer in range(len(layer_keys)):
-            keys, values = torch.cat(layer_keys[layer]), torch.cat(layer_values[layer])
-            if prefix_kv is not None:
-                k0, v0 = prefix_kv[layer]
-                keys = torch.cat([k0[:, :, :prefix_len].expand(n, -1, -1, -1), keys], dim=2)
-                values = torch.cat([v0[:, :, :prefix_len].expand(n, -1, -1, -1), values], dim=2)
+        for layer, (keys, values) in enumerate(group_kv):
             cache.update(keys, values, layer)
-        layer_keys = layer_values = None  # type: ignore[assignment]  # free the per-batch copies (as large as the cache) before decoding
+        group_kv = None  # type: ignore[assignment]  # free the staging copy (as large as the cache) before decoding
         return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
 
 
 def _has_sliding_layers(model) -> bool:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = _text_config(model)
     layer_types = getattr(config, "layer_types", None) or []
     sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
     return bool(sliding) or any("sliding" in str(t) for t in layer_types)
 
 
 def _layer_tensors(cache):
-    """(keys, values) per layer of a transformers cache, across the 5.x layouts."""
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(zip(cache.key_cache, cache.value_cache))
+    """(keys, values) per layer of a transformers cache."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels, decoding):
