@@ -157,3 +157,68 @@ def test_large_buckets_still_link_every_member():
     texts = [" ".join(template[:5] + [f"user{i}"] + template[6:]) for i in range(40)] + ["something else entirely here"]
     assert duplicate_clusters(texts) == [list(range(40))]
 
+
+
+def _helper_corpus() -> list[str]:
+    rng = random.Random(6)
+    base = [_doc(rng) for _ in range(2_600)]
+    texts = [" ".join(words) for words in base]
+    texts += [" ".join(_mutate(rng, base[i], 2)) for i in range(0, 2_600, 13)]  # near duplicates
+    texts += [texts[i].upper() for i in range(3, 2_600, 97)] + ["caf\u00e9 \ud800 lone surrogate", ""]
+    return texts
+
+
+def test_a_helper_process_sketches_part_of_big_inputs_with_the_same_result(monkeypatch):
+    from tunewise.data import sketch_helper
+
+    texts = _helper_corpus()
+    index = dedup.DedupIndex(parallel=False)
+    index.add(texts)
+    alone = index.report(texts)
+    jobs = []
+    submit = sketch_helper.SketchHelper.submit
+    monkeypatch.setattr(sketch_helper.SketchHelper, "submit", lambda self, rows: (jobs.append(len(rows)), submit(self, rows)))
+    monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
+    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
+    monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
+    index = dedup.DedupIndex()
+    index.add(texts[:1_000])  # the helper starts here; a chunk under two blocks stays in-process
+    index._helper._ready.wait(timeout=10)  # let it get ready, so that the next chunk is shared
+    index.add(texts[1_000:])
+    shared = index.report(texts)
+    assert sum(jobs) > 0 and index._helper is None  # it took some rows, and report() stopped it
+    assert shared.clusters == alone.clusters and shared.kinds == alone.kinds
+    assert alone.near_clusters >= 190 and alone.exact_clusters >= 25
+
+
+def test_a_helper_that_dies_midway_changes_nothing(monkeypatch):
+    from tunewise.data import sketch_helper
+
+    texts = _helper_corpus()
+    expected = dedup.DedupIndex(parallel=False)
+    expected.add(texts)
+    submit = sketch_helper.SketchHelper.submit
+
+    def submit_then_die(self, rows):
+        submit(self, rows)
+        self._proc.kill()
+
+    monkeypatch.setattr(sketch_helper.SketchHelper, "submit", submit_then_die)
+    monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
+    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
+    monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
+    index = dedup.DedupIndex()
+    index.add(texts[:1_000])
+    index._helper._ready.wait(timeout=10)
+    index.add(texts[1_000:])
+    assert not index.parallel  # it gave up on the helper and sketched the rest itself
+    assert index.report(texts).clusters == expected.report(texts).clusters
+
+
+def test_rows_reach_the_helper_unchanged():
+    import io
+
+    from tunewise.data import sketch_helper
+
+    rows = ["a\ud83d", "\ude00b", "", "caf\u00e9\n\x00", "\U0001f600 x"]
+    assert sketch_helper._unpack_rows(io.BytesIO(sketch_helper._pack_rows(rows))) == rows

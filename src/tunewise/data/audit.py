@@ -257,6 +257,8 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
     # GIL, so the second core works while this one parses, hashes and sketches), else in a thread.
     pending: list = []
     tokens_pool = _token_pool(counter, total or 0)
+    if index is not None and tokens_pool.process:
+        index.parallel = False  # the second core already counts tokens: a sketch helper would only contend
 
     def timed_count(examples: list[dict]):
         return tokens_pool.submit(_chunk_work, examples) if tokens_pool.process else tokens_pool.submit(_work, counter, examples)
