@@ -157,7 +157,10 @@ class SketchHelper:
 def _widen_pipes(proc: subprocess.Popen) -> None:
     """Let a whole answer (about 0.5 MB per 1,000 rows) sit in the pipe: with the default 64 KB, the helper waits
     for our reader thread once per 64 KB, and that thread waits for the GIL each time (Linux only)."""
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # Windows: default pipes, slower but correct
+        return
 
     for stream in (proc.stdin, proc.stdout):
         try:
