@@ -141,3 +141,27 @@ def test_one_prompt_and_one_token_match_generate(lively_model):
         batched = generate_batched(model, tokenizer, prompts, max_new_tokens=budget)
         sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=budget)
         assert [(g.text, g.tokens_out) for g in batched] == [(g.text, g.tokens_out) for g in sequential]
+
+
+def test_a_sliding_window_model_gives_the_same_replies_batched(lively_model):
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from tunewise.evaluate.generation import _has_sliding_layers, generate_batched, generate_sequential
+
+    _, tokenizer = lively_model
+    config = MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=4096,
+                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(2)
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 0.3)
+    assert _has_sliding_layers(model)  # so the dynamic-cache path is the one under test
+    prompts = _prompts()
+    batched = generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=4)
+    sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=6)
+    assert [g.text for g in batched] == [g.text for g in sequential]
+    assert any(g.text for g in batched)

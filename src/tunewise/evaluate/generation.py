@@ -181,22 +181,29 @@ def generate_batched(
         prefix_len = 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
     per_position = _kv_bytes_per_position(model)
-    results: list[Generation | None] = [None] * len(ids)
+    groups = []  # (row indices, cache length): rows sorted longest first, each group within DECODE_CACHE_BYTES
     start = 0
     while start < len(order):
         width = len(ids[order[start]]) - prefix_len  # the longest suffix of the group (rows are sorted)
         rows_fit = DECODE_CACHE_BYTES // max(1, per_position * (prefix_len + width + max_new_tokens))
         group = order[start : start + max(batch_size, rows_fit)]
+        groups.append((group, prefix_len + width + config.max_new_tokens))
+        start += len(group)
+    # One KV buffer serves every group in turn: allocating (and zero-filling) a fresh 1 GiB cache per group
+    # cost more than a tenth of the whole run on a CPU.
+    buffers = _KVBuffers(model, max(len(group) * cache_len for group, cache_len in groups))
+    results: list[Generation | None] = [None] * len(ids)
+    for group, cache_len in groups:
         started = time.perf_counter()
         replies = _generate_group(
-            model, tokenizer, [ids[i] for i in group], prefix_len, base_cache, config, batch_size, labels, decoding, device
+            model, tokenizer, [ids[i] for i in group], prefix_len, base_cache, config, batch_size, labels, decoding,
+            device, buffers.views(len(group), cache_len),
         )
         seconds = time.perf_counter() - started
         for index, (text, n_out) in zip(group, replies):
             results[index] = Generation(text, len(ids[index]), n_out, seconds, len(group))
         if on_batch:
             on_batch(len(group))
-        start += len(group)
     return results  # type: ignore[return-value]
 
 
@@ -204,30 +211,80 @@ def _text_config(model):
     return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
 
 
-def _kv_bytes_per_position(model) -> int:
-    """Bytes of K and V cache per row and token (all layers)."""
+def _kv_shape(model) -> tuple[int, int, int]:
+    """(layers, key/value heads, head dim) of the model's KV cache."""
     config = _text_config(model)
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    size = next(model.parameters()).element_size()
-    return 2 * config.num_hidden_layers * heads * head_dim * size
+    return config.num_hidden_layers, heads, head_dim
 
 
-def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device):
+def _kv_bytes_per_position(model) -> int:
+    """Bytes of K and V cache per row and token (all layers)."""
+    layers, heads, head_dim = _kv_shape(model)
+    return 2 * layers * heads * head_dim * next(model.parameters()).element_size()
+
+
+class _KVBuffers:
+    """Per layer, one flat K and one flat V tensor of `positions` row-positions, viewed as each group's cache."""
+
+    def __init__(self, model, positions: int):
+        import torch
+
+        self.layers, self.heads, self.head_dim = _kv_shape(model)
+        weight = next(model.parameters())
+        # Zeros, not empty: padding columns are masked, but garbage there could be NaN, and 0 x NaN is NaN. A group
+        # leaves finite keys behind, so later groups reuse the memory without zeroing it again.
+        self.flat = [
+            tuple(torch.zeros(positions * self.heads * self.head_dim, dtype=weight.dtype, device=weight.device) for _ in "kv")
+            for _ in range(self.layers)
+        ]
+
+    def views(self, rows: int, length: int) -> list[tuple]:
+        size, shape = rows * self.heads * length * self.head_dim, (rows, self.heads, length, self.head_dim)
+        return [(k[:size].view(shape), v[:size].view(shape)) for k, v in self.flat]
+
+
+def _buffer_cache(group_kv: list[tuple], filled: int):
+    """A transformers Cache over preallocated (rows, heads, length, dim) tensors whose first `filled` positions
+    hold the prompt: each decode step writes its keys in place and attention reads a view of the filled part
+    (a DynamicCache copies the whole cache on every step; a StaticCache allocates its own)."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        def __init__(self, keys, values):
+            super().__init__()
+            self._key_buffer, self._value_buffer, self._filled = keys, values, filled
+            self.dtype, self.device = keys.dtype, keys.device
+            self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            end = self._filled + key_states.shape[-2]
+            self._key_buffer[:, :, self._filled : end] = key_states
+            self._value_buffer[:, :, self._filled : end] = value_states
+            self._filled = end
+            self.keys, self.values = self._key_buffer[:, :, :end], self._value_buffer[:, :, :end]
+            return self.keys, self.values
+
+    return Cache(layers=[BufferLayer(keys, values) for keys, values in group_kv])
+
+
+def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device, group_kv):
     """Prefill `rows` (sorted longest first) in batches of `batch_size` rows or PREFILL_TOKENS tokens, whichever
     is more, then decode them all together.
 
     Cache layout of every row: [shared prefix | padding | own suffix | generated tokens], the padding masked
-    out, position ids counting only real tokens; one StaticCache holds the whole group.
+    out, position ids counting only real tokens; `group_kv` (per layer (keys, values), rows x heads x
+    (length + max_new_tokens) x dim) holds the whole group and becomes its cache.
     """
     import torch
-    from transformers import DynamicCache, StaticCache
+    from transformers import DynamicCache
 
     n, width = len(rows), len(rows[0]) - prefix_len
     length = prefix_len + width
     mask = torch.zeros((n, length + config.max_new_tokens), dtype=torch.long, device=device)
     mask[:, :prefix_len] = 1
-    group_kv: list[tuple] = []  # per layer: (keys, values) of the whole group, [n, heads, length, dim]
     first_logits = []
     with torch.inference_mode():
         start = 0
@@ -246,26 +303,22 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
                 kwargs["past_key_values"] = cache
             out = model(input_ids=input_ids, attention_mask=batch_mask, position_ids=positions, use_cache=True, logits_to_keep=1, **kwargs)
             first_logits.append(out.logits[:, -1, :].float())
-            for layer, (keys, values) in enumerate(_layer_tensors(out.past_key_values)):
-                if layer == len(group_kv):
-                    # Zeros, not empty: padding columns are masked, but garbage there could be NaN, and 0 x NaN is NaN.
-                    group_kv.append(tuple(torch.zeros((n, t.shape[1], length, t.shape[3]), dtype=t.dtype, device=device)
-                                          for t in (keys, values)))
-                    if prefix_len:
-                        group_kv[layer][0][:, :, :prefix_len] = keys[:1, :, :prefix_len]
-                        group_kv[layer][1][:, :, :prefix_len] = values[:1, :, :prefix_len]
-                # Right-align this batch's suffixes at the group width: the columns before them are masked padding.
-                group_kv[layer][0][start : start + len(batch), :, length - own :] = keys[:, :, prefix_len:]
-                group_kv[layer][1][start : start + len(batch), :, length - own :] = values[:, :, prefix_len:]
+            for (group_keys, group_values), (keys, values) in zip(group_kv, _layer_tensors(out.past_key_values)):
+                if start == 0 and prefix_len:
+                    group_keys[:, :, :prefix_len] = keys[:1, :, :prefix_len]
+                    group_values[:, :, :prefix_len] = values[:1, :, :prefix_len]
+                # Right-align this batch's suffixes at the group width: the columns before them are masked padding
+                # (left from an earlier group or zero: finite either way).
+                group_keys[start : start + len(batch), :, length - own : length] = keys[:, :, prefix_len:]
+                group_values[start : start + len(batch), :, length - own : length] = values[:, :, prefix_len:]
             mask[start : start + len(batch), prefix_len + width - own : length] = batch_mask[:, prefix_len:]
             start += len(batch)
-        cache = (
-            DynamicCache(config=model.config) if _has_sliding_layers(model)  # a static cache would mis-place windows
-            else StaticCache(config=model.config, max_cache_len=length + config.max_new_tokens)
-        )
-        for layer, (keys, values) in enumerate(group_kv):
-            cache.update(keys, values, layer)
-        group_kv = None  # type: ignore[assignment]  # free the staging copy (as large as the cache) before decoding
+        if _has_sliding_layers(model):  # the model's own cache keeps each layer's window right
+            cache = DynamicCache(config=model.config)
+            for layer, (keys, values) in enumerate(group_kv):
+                cache.update(keys[:, :, :length], values[:, :, :length], layer)
+        else:
+            cache = _buffer_cache(group_kv, length)
         return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
 
 
