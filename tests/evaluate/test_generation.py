@@ -48,7 +48,7 @@ def test_batched_equals_sequential(lively_model, prefix_cache):
     assert [g.text for g in batched] == [g.text for g in sequential]
     assert any(g.text for g in batched)
     assert [g.tokens_in for g in batched] == [g.tokens_in for g in sequential]
-    assert {g.batch_size for g in batched} == {9}  # prefilled 4, 4 and 1 at a time, decoded as one group of 9
+    assert {g.batch_size for g in batched} == {9}  # prefilled a few rows at a time, decoded as one group of 9
 
 
 def test_decode_groups_are_bounded_by_the_cache_budget(lively_model, monkeypatch):
@@ -165,3 +165,33 @@ def test_a_sliding_window_model_gives_the_same_replies_batched(lively_model):
     sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=6)
     assert [g.text for g in batched] == [g.text for g in sequential]
     assert any(g.text for g in batched)
+
+
+def test_prefill_batches_are_the_cheapest_cut():
+    import itertools
+    import random
+
+    from tunewise.evaluate.generation import PREFILL_TOKENS, _prefill_batches
+
+    def cost(sizes, lengths, overhead):
+        starts = [0, *itertools.accumulate(sizes)][:-1]
+        return sum(size * lengths[start] + overhead for start, size in zip(starts, sizes))
+
+    assert _prefill_batches([10] * 8, 4, 64) == [8]  # flat: one pass (short rows may exceed batch_size)
+    assert _prefill_batches([100, 10, 10, 10], 4, 5) == [1, 3]  # steep: do not pad three rows to 100
+    assert _prefill_batches([PREFILL_TOKENS] * 3, 1, 10**6) == [1, 1, 1]  # the per-pass cap holds
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = sorted((rng.randrange(1, 300) for _ in range(rng.randrange(1, 9))), reverse=True)
+        batch_size, overhead = rng.randrange(1, 5), rng.choice([0, 8, 64, 500])
+        got = _prefill_batches(lengths, batch_size, overhead)
+        assert sum(got) == len(lengths)
+        every = [  # brute force: every way to cut the rows into batches within the cap
+            [b - a for a, b in zip((0, *cuts), (*cuts, len(lengths)))]
+            for r in range(len(lengths)) for cuts in itertools.combinations(range(1, len(lengths)), r)
+        ]
+        allowed = [sizes for sizes in every if all(
+            size <= max(batch_size, PREFILL_TOKENS // lengths[start])
+            for start, size in zip([0, *itertools.accumulate(sizes)], sizes))]
+        assert got in allowed
+        assert cost(got, lengths, overhead) == min(cost(sizes, lengths, overhead) for sizes in allowed)

@@ -32,6 +32,11 @@ from tunewise.evaluate.tasks import normalize
 MIN_SHARED_PREFIX = 8  # tokens: below this a prefix cache is not worth copying
 DECODE_CACHE_BYTES = 1 << 30  # KV cache of one decode group; bounds memory, and past ~100 rows a CPU gains little
 PREFILL_TOKENS = 2048  # short rows are prefilled more than batch_size at a time: a CPU does ~20-40% more tokens/s at this size
+# A prefill pass on a CPU costs about what this many more tokens would: measured on the embedded model with 2
+# threads, a pass of T tokens takes (T + 56) / 700 s from 32 to 2,048 tokens. Batches are cut where padding
+# would cost more than a pass (see `_prefill_batches`). Not measured on a GPU, where a pass is taken to cost
+# as much as PREFILL_TOKENS tokens, so that only heavy padding splits a batch.
+PASS_OVERHEAD_TOKENS = 64
 
 
 @dataclass
@@ -271,8 +276,8 @@ def _buffer_cache(group_kv: list[tuple], filled: int):
 
 
 def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device, group_kv):
-    """Prefill `rows` (sorted longest first) in batches of `batch_size` rows or PREFILL_TOKENS tokens, whichever
-    is more, then decode them all together.
+    """Prefill `rows` (sorted longest first) in the batches `_prefill_batches` picks, then decode them all
+    together.
 
     Cache layout of every row: [shared prefix | padding | own suffix | generated tokens], the padding masked
     out, position ids counting only real tokens; `group_kv` (per layer (keys, values), rows x heads x
@@ -287,9 +292,10 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
     mask[:, :prefix_len] = 1
     first_logits = []
     with torch.inference_mode():
+        overhead = PASS_OVERHEAD_TOKENS if device.type == "cpu" else PREFILL_TOKENS
         start = 0
-        while start < n:
-            batch = rows[start : start + max(batch_size, PREFILL_TOKENS // max(1, len(rows[start]) - prefix_len))]
+        for size in _prefill_batches([len(row) - prefix_len for row in rows], batch_size, overhead):
+            batch = rows[start : start + size]
             suffixes = [row[prefix_len:] for row in batch]
             own = max(len(s) for s in suffixes)
             input_ids = torch.tensor([[config.pad_token_id] * (own - len(s)) + s for s in suffixes], device=device)
@@ -320,6 +326,32 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
         else:
             cache = _buffer_cache(group_kv, length)
         return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
+
+
+def _prefill_batches(lengths: list[int], batch_size: int, overhead: int) -> list[int]:
+    """Sizes of the consecutive prefill batches over rows of these suffix lengths (sorted longest first) that
+    cost least, counting each batch as its padded tokens plus `overhead` tokens, with at most
+    max(batch_size, PREFILL_TOKENS // its longest row) rows in a batch.
+
+    A fixed cut (always batch_size rows) pads short rows to long ones where lengths fall fast and makes
+    needless passes where they are flat; this is the 1-D optimal partition (dynamic programming, no
+    library does it), O(rows x batch rows).
+    """
+    best = [0] + [0] * len(lengths)  # best[j]: the cost of prefilling the first j rows
+    cut = [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        best[end] = -1
+        for begin in range(end - 1, -1, -1):  # the batch is rows begin..end-1, padded to lengths[begin]
+            if end - begin > max(1, batch_size, PREFILL_TOKENS // max(1, lengths[begin])):
+                break  # longer rows further back only lower the cap
+            cost = best[begin] + (end - begin) * lengths[begin] + overhead
+            if best[end] < 0 or cost < best[end]:
+                best[end], cut[end] = cost, begin
+    sizes, end = [], len(lengths)
+    while end:
+        sizes.append(end - cut[end])
+        end = cut[end]
+    return sizes[::-1]
 
 
 def _has_sliding_layers(model) -> bool:
