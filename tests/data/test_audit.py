@@ -160,3 +160,20 @@ def test_cli_exit_codes_and_json(tmp_path, tiny_model_dir):
 def test_cli_help_has_examples():
     result = _cli(["data", "audit", "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_a_big_file_counts_tokens_in_a_helper_process_with_the_same_result(sample_audit, tiny_model_dir, monkeypatch):
+    from tunewise.data import audit as audit_module
+    from tunewise.data.helper_process import HelperProcess
+    from tunewise.sample import sample_paths
+
+    started = []
+    init = HelperProcess.__init__
+    monkeypatch.setattr(HelperProcess, "__init__", lambda self, target, **kw: (started.append(target), init(self, target, **kw))[1])
+    monkeypatch.setattr(audit_module, "PROCESS_FROM_ROWS", 1)  # the sample counts as big
+    paths = sample_paths()
+    result = audit(paths["train"], eval_path=paths["eval"], annotations_path=paths["annotations"], model=str(tiny_model_dir),
+                   progress=False, register=False)
+    assert "tunewise.data.audit:_chunk_work" in started
+    for key in ("tokens", "pii", "duplicates", "contamination"):
+        assert result.summary[key] == sample_audit.summary[key], key

@@ -168,19 +168,23 @@ def _helper_corpus() -> list[str]:
     return texts
 
 
+def _share_small_chunks(monkeypatch) -> None:
+    monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
+    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
+    monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
+
+
 def test_a_helper_process_sketches_part_of_big_inputs_with_the_same_result(monkeypatch):
-    from tunewise.data import sketch_helper
+    from tunewise.data.helper_process import HelperProcess
 
     texts = _helper_corpus()
     index = dedup.DedupIndex(parallel=False)
     index.add(texts)
     alone = index.report(texts)
     jobs = []
-    submit = sketch_helper.SketchHelper.submit
-    monkeypatch.setattr(sketch_helper.SketchHelper, "submit", lambda self, rows: (jobs.append(len(rows)), submit(self, rows)))
-    monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
-    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
-    monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
+    submit = HelperProcess.submit
+    monkeypatch.setattr(HelperProcess, "submit", lambda self, rows: (jobs.append(len(rows)), submit(self, rows))[1])
+    _share_small_chunks(monkeypatch)
     index = dedup.DedupIndex()
     index.add(texts[:1_000])  # the helper starts here; a chunk under two blocks stays in-process
     index._helper._ready.wait(timeout=10)  # let it get ready, so that the next chunk is shared
@@ -192,21 +196,20 @@ def test_a_helper_process_sketches_part_of_big_inputs_with_the_same_result(monke
 
 
 def test_a_helper_that_dies_midway_changes_nothing(monkeypatch):
-    from tunewise.data import sketch_helper
+    from tunewise.data.helper_process import HelperProcess
 
     texts = _helper_corpus()
     expected = dedup.DedupIndex(parallel=False)
     expected.add(texts)
-    submit = sketch_helper.SketchHelper.submit
+    submit = HelperProcess.submit
 
-    def submit_then_die(self, rows):
-        submit(self, rows)
+    def submit_then_die(self, *args):
+        future = submit(self, *args)
         self._proc.kill()
+        return future
 
-    monkeypatch.setattr(sketch_helper.SketchHelper, "submit", submit_then_die)
-    monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
-    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
-    monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(HelperProcess, "submit", submit_then_die)
+    _share_small_chunks(monkeypatch)
     index = dedup.DedupIndex()
     index.add(texts[:1_000])
     index._helper._ready.wait(timeout=10)
@@ -215,10 +218,14 @@ def test_a_helper_that_dies_midway_changes_nothing(monkeypatch):
     assert index.report(texts).clusters == expected.report(texts).clusters
 
 
-def test_rows_reach_the_helper_unchanged():
-    import io
+def test_the_helper_sketches_odd_text_exactly_as_we_do():
+    from tunewise.data.helper_process import HelperProcess
 
-    from tunewise.data import sketch_helper
-
-    rows = ["a\ud83d", "\ude00b", "", "caf\u00e9\n\x00", "\U0001f600 x"]
-    assert sketch_helper._unpack_rows(io.BytesIO(sketch_helper._pack_rows(rows))) == rows
+    rows = ["a\ud83d", "\ude00b", "", "caf\u00e9\n\x00", "\U0001f600 x", "Stra\u00dfe  STRASSE"]
+    helper = HelperProcess("tunewise.data.dedup:_sketch_rows")
+    try:
+        keys, sigs = helper.submit(rows).result(timeout=60)
+    finally:
+        helper.close()
+    local_keys, local_sigs = dedup._sketch_rows(rows)
+    assert keys.tolist() == local_keys.tolist() and sigs.tolist() == local_sigs.tolist()

@@ -33,6 +33,7 @@ import numpy as np
 
 from tunewise.data import dedup as dedup_mod
 from tunewise.data.formats import Problem, Record, example_label, example_text, iter_records
+from tunewise.data.helper_process import HelperFailed, HelperProcess
 from tunewise.errors import DataError
 
 CHUNK = 10_000
@@ -216,8 +217,11 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
     stream = iter_records(path, **read)
     scan.format = stream.format
 
-    def collect(future, lines: list[int]) -> None:
-        lengths, token_s, found, pii_s = future.result()
+    def collect(future, lines: list[int], examples: list[dict]) -> None:
+        try:
+            lengths, token_s, found, pii_s = future.result()
+        except HelperFailed:  # the helper process died: this chunk is counted here instead
+            lengths, token_s, found, pii_s = _work(counter, examples)
         scan.lengths.append(lengths)
         spent["tokens"] += token_s
         spent["pii"] += pii_s
@@ -242,7 +246,7 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
         scan.labels += [example_label(e) for e in examples]
         scan.annotators += [_annotators_of(e) for e in examples]
         t1 = time.perf_counter()
-        pending.append((timed_count(examples), [r.line for r in records]))
+        pending.append((tokens_pool.submit(examples), [r.line for r in records], examples))
         while len(pending) > 2:  # at most two chunks wait for the worker: memory stays flat
             collect(*pending.pop(0))
         t2 = time.perf_counter()
@@ -253,15 +257,10 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
             index.add(texts)
             spent["dedup_index"] += time.perf_counter() - keys_before
 
-    # Token counting and the PII scan run beside the rest: in a second process for big files (its own
-    # GIL, so the second core works while this one parses, hashes and sketches), else in a thread.
     pending: list = []
-    tokens_pool = _token_pool(counter, total or 0)
+    tokens_pool = _TokenPool(counter, total or 0)
     if index is not None and tokens_pool.process:
         index.parallel = False  # the second core already counts tokens: a sketch helper would only contend
-
-    def timed_count(examples: list[dict]):
-        return tokens_pool.submit(_chunk_work, examples) if tokens_pool.process else tokens_pool.submit(_work, counter, examples)
 
     started = time.perf_counter()
     chunk: list[Record] = []
@@ -286,11 +285,11 @@ def _scan(path: Path, role: str, counter, read: dict, bars: "_Bars", *, total: i
                     advance(n)
             read_time += time.perf_counter() - t_read
             flush(chunk)
-            for future, lines in pending:
-                collect(future, lines)
+            for future, lines, examples in pending:
+                collect(future, lines, examples)
             advance(len(scan.texts) + scan.rejected)
     finally:
-        tokens_pool.shutdown(wait=True, cancel_futures=True)
+        tokens_pool.close()
     scan.notes = list(stream.notes)
     rows = len(scan.texts) + scan.rejected
     total_s = time.perf_counter() - started
@@ -312,28 +311,40 @@ PROCESS_FROM_ROWS = 200_000  # below this, a second process costs more to start 
 _WORKER_COUNTER = None
 
 
-def _token_pool(counter, rows: int):
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+class _TokenPool:
+    """Token counting and the PII scan of chunks, beside the rest of the pass: in a helper process for big
+    files (its own GIL, so the second core works while this one parses, hashes and sketches), else in a
+    thread. `submit(examples)` returns a future of `_work`'s answer."""
 
-    if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1 and _spawn_works():
-        import multiprocessing
+    def __init__(self, counter, rows: int):
+        from concurrent.futures import ThreadPoolExecutor
 
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(counter.model,))
-        pool.process = True
-    else:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewise-tokens")
-        pool.process = False
-    return pool
+        self.counter = counter
+        self.helper = None
+        if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1:
+            try:
+                self.helper = HelperProcess("tunewise.data.audit:_chunk_work", init="tunewise.data.audit:_init_worker",
+                                            init_args=(counter.model,))
+            except HelperFailed:
+                pass
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunewise-tokens")
 
+    @property
+    def process(self) -> bool:
+        return self.helper is not None
 
-def _spawn_works() -> bool:
-    """A spawned process re-imports `__main__`: impossible from stdin or a REPL (then a thread is used)."""
-    import sys
+    def submit(self, examples: list[dict]):
+        if self.helper is not None:
+            try:
+                return self.helper.submit(examples)
+            except HelperFailed:
+                self.helper = None
+        return self.thread.submit(_work, self.counter, examples)
 
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return getattr(main, "__spec__", None) is not None or (path is not None and Path(path).is_file())
+    def close(self) -> None:
+        if self.helper is not None:
+            self.helper.close(cancel_futures=True)  # every answer was collected, unless the pass failed
+        self.thread.shutdown(wait=True, cancel_futures=True)
 
 
 def _init_worker(model: str) -> None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from tunewise.data.sketch_helper import SketchHelper
+    from tunewise.data.helper_process import HelperProcess
 
 NUM_PERM = 128
 BANDS = 42
@@ -104,7 +104,7 @@ _char_table: list[np.ndarray] = []
 
 
 def _use_char_classes(table: np.ndarray) -> None:
-    """Adopt a table built by `_char_classes` in another process of the same Python (the sketch helper)."""
+    """Adopt a table built by `_char_classes` in another process of the same Python (the sketching helper)."""
     _char_table[:] = [table]
 
 
@@ -340,11 +340,11 @@ class DedupIndex:
     Keeps one exact key per row and band keys for the first row of each exact group; the texts
     themselves are only needed again, by index, to verify candidate pairs (`texts` argument).
     With `parallel` (the default) and two or more CPUs, chunks of PARALLEL_FROM_ROWS rows or more are
-    sketched half here, half in a helper process (`tunewise.data.sketch_helper`); `report` stops it.
+    sketched half here, half in a helper process (`tunewise.data.helper_process`); `report` stops it.
     """
 
     threshold: float = DEFAULT_THRESHOLD
-    # Sketch big chunks in a helper process too (see `sketch_helper`): about 2x faster on two idle cores.
+    # Sketch big chunks in a helper process too (see `helper_process`): about 2x faster on two idle cores.
     # Turn it off where the other cores are already busy (the audit of a big file counts tokens in a process).
     parallel: bool = True
     n_rows: int = 0
@@ -353,7 +353,7 @@ class DedupIndex:
     _rep_rows: list[np.ndarray] = field(default_factory=list)
     _rep_sigs: list[np.ndarray] = field(default_factory=list)
     _exact_links: list[tuple[int, int]] = field(default_factory=list)
-    _helper: SketchHelper | None = field(default=None, repr=False)
+    _helper: HelperProcess | None = field(default=None, repr=False)
 
     def add(self, texts: Sequence[str]) -> None:
         keys, sigs = self._sketch(texts)
@@ -380,42 +380,40 @@ class DedupIndex:
     # -- internals ---------------------------------------------------------------------------------
     def _sketch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """`_sketch_rows(texts)`, with blocks shared between this process and a helper when that pays."""
-        from tunewise.data import sketch_helper
+        from tunewise.data.helper_process import HelperFailed, HelperProcess
 
         if self._helper is None and self.parallel and len(texts) >= PARALLEL_FROM_ROWS and _usable_cpus() > 1:
-            try:
-                self._helper = sketch_helper.SketchHelper(BANDS * ROWS_PER_BAND, _char_classes())
-            except sketch_helper.HelperFailed:
+            try:  # the helper gets our code-point table: building its own would cost it 0.5 s
+                self._helper = HelperProcess("tunewise.data.dedup:_sketch_rows", init="tunewise.data.dedup:_use_char_classes",
+                                             init_args=(_char_classes(),))
+            except HelperFailed:
                 self.parallel = False
         helper = self._helper
         if helper is None or len(texts) < 2 * _HASH_BLOCK:
             return _sketch_rows(texts)
-        # We take blocks from the front, the helper from the back (it starts up while we work). A block goes to
-        # the helper only while what is left for us takes longer than the helper's queue, so both end together.
+        # We take blocks from the front, the helper from the back (it starts up while we work), at most two at a
+        # time. A block goes to the helper only while what is left for us takes longer than the helper's queue,
+        # so both end together.
         done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         front, back = 0, len(texts)
-        given: deque[tuple[int, int]] = deque()  # the helper's jobs, in the order it answers them
+        given: deque = deque()  # (first row, end row, future) of the helper's jobs, oldest first
         try:
             while front < back or given:
-                while helper.has_room and back - front - _HASH_BLOCK >= (helper.outstanding + 1) * _HASH_BLOCK:
-                    helper.submit(texts[back - _HASH_BLOCK : back])
-                    given.append((back - _HASH_BLOCK, back))
+                while helper.ready and len(given) < 2 and back - front - _HASH_BLOCK >= (len(given) + 1) * _HASH_BLOCK:
+                    given.append((back - _HASH_BLOCK, back, helper.submit(texts[back - _HASH_BLOCK : back])))
                     back -= _HASH_BLOCK
                 if front < back:
                     end = min(back, front + _HASH_BLOCK)
                     done[front] = _sketch_rows(texts[front:end])
                     front = end
-                    answer = helper.poll()
-                else:
-                    answer = helper.poll(timeout=None)
-                while answer is not None:
-                    done[given.popleft()[0]] = answer
-                    answer = helper.poll()
-        except sketch_helper.HelperFailed:
+                while given and (front >= back or given[0][2].done()):
+                    done[given[0][0]] = given[0][2].result()  # waits only when we have nothing left to do
+                    given.popleft()
+        except HelperFailed:
             # What the helper had not answered is sketched here: a result never depends on the helper.
             self.close()
             self.parallel = False
-            for lo, hi in [*given, *([(front, back)] if front < back else [])]:
+            for lo, hi in [(lo, hi) for lo, hi, _ in given] + ([(front, back)] if front < back else []):
                 done[lo] = _sketch_rows(texts[lo:hi])
         order = sorted(done)
         return (np.concatenate([done[k][0] for k in order]),
