@@ -183,14 +183,17 @@ def test_a_helper_process_sketches_part_of_big_inputs_with_the_same_result(monke
     alone = index.report(texts)
     jobs = []
     submit = HelperProcess.submit
-    monkeypatch.setattr(HelperProcess, "submit", lambda self, rows: (jobs.append(len(rows)), submit(self, rows))[1])
+    monkeypatch.setattr(HelperProcess, "submit", lambda self, task, *args: (jobs.append(task), submit(self, task, *args))[1])
     _share_small_chunks(monkeypatch)
+    monkeypatch.setattr(dedup, "_SHARED_CHECKS_FROM", 1)
     index = dedup.DedupIndex()
     index.add(texts[:1_000])  # the helper starts here; a chunk under two blocks stays in-process
     index._helper._ready.wait(timeout=10)  # let it get ready, so that the next chunk is shared
     index.add(texts[1_000:])
-    shared = index.report(texts)
-    assert sum(jobs) > 0 and index._helper is None  # it took some rows, and report() stopped it
+    pair_scores: dict = {}
+    shared = index.report(texts, pair_scores=pair_scores)
+    assert {"sketch", "pairs", "jaccard"} <= set(jobs) and index._helper is None  # it shared all three, then stopped
+    assert all(score >= 0.4 for score in pair_scores.values())
     assert shared.clusters == alone.clusters and shared.kinds == alone.kinds
     assert alone.near_clusters >= 190 and alone.exact_clusters >= 25
 

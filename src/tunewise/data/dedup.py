@@ -176,6 +176,7 @@ _EMPTY_SHINGLE = np.uint64(0x2545F4914F6CDD1D)
 # A chunk this big is shared, block by block, with a helper process (its start-up, about 0.15 s, overlaps
 # our own work on the first blocks).
 PARALLEL_FROM_ROWS = 5_000
+_SHARED_CHECKS_FROM = 1_000  # candidate pairs to verify: fewer are checked here, sending them would cost more
 # Rows are hashed in blocks this size: the arrays stay in cache and are not page-faulted afresh each time
 # (about 2x faster than one block of 50,000 rows on this machine).
 _HASH_BLOCK = 1_000
@@ -264,6 +265,20 @@ def signatures_of(shingle_hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray
             values.extend(row)
         out[start:end] = np.frombuffer(values, dtype=np.uint32).reshape(end - start, NUM_PERM)[:, : out.shape[1]]
     return out
+
+
+def _helper_task(task: str, *args):
+    """What the helper process of a `DedupIndex` runs: sketch rows, pair up rows of some LSH bands, or verify
+    candidate pairs (of the texts it is sent)."""
+    if task == "sketch":
+        return _sketch_rows(*args)
+    if task == "pairs":
+        bands, rows = args
+        return _unique_pairs([_same_key_pairs(bands[:, band], rows) for band in range(bands.shape[1])])
+    if task == "jaccard":
+        pairs, texts = args
+        return pair_jaccard(pairs, texts, texts)
+    raise ValueError(f"unknown task {task!r}")
 
 
 def _usable_cpus() -> int:
@@ -384,7 +399,7 @@ class DedupIndex:
 
         if self._helper is None and self.parallel and len(texts) >= PARALLEL_FROM_ROWS and _usable_cpus() > 1:
             try:  # the helper gets our code-point table: building its own would cost it 0.5 s
-                self._helper = HelperProcess("tunewise.data.dedup:_sketch_rows", init="tunewise.data.dedup:_use_char_classes",
+                self._helper = HelperProcess("tunewise.data.dedup:_helper_task", init="tunewise.data.dedup:_use_char_classes",
                                              init_args=(_char_classes(),))
             except HelperFailed:
                 self.parallel = False
@@ -400,7 +415,7 @@ class DedupIndex:
         try:
             while front < back or given:
                 while helper.ready and len(given) < 2 and back - front - _HASH_BLOCK >= (len(given) + 1) * _HASH_BLOCK:
-                    given.append((back - _HASH_BLOCK, back, helper.submit(texts[back - _HASH_BLOCK : back])))
+                    given.append((back - _HASH_BLOCK, back, helper.submit("sketch", texts[back - _HASH_BLOCK : back])))
                     back -= _HASH_BLOCK
                 if front < back:
                     end = min(back, front + _HASH_BLOCK)
@@ -435,9 +450,36 @@ class DedupIndex:
 
     def candidate_pairs(self) -> np.ndarray:
         """(k, 2) unique row pairs (i < j) of representatives that share at least one LSH band."""
+        from tunewise.data.helper_process import HelperFailed
+
         rows, bands = self.rep_rows(), self.rep_bands()
-        found = [_same_key_pairs(bands[:, band], rows) for band in range(bands.shape[1])]
+        helper = self._helper if self._helper is not None and self._helper.ready else None
+        theirs = BANDS // 2 if helper is not None and len(rows) >= PARALLEL_FROM_ROWS else 0  # the helper's bands
+        future = helper.submit("pairs", np.ascontiguousarray(bands[:, :theirs]), rows) if theirs else None
+        found = [_same_key_pairs(bands[:, band], rows) for band in range(theirs, BANDS)]
+        if future is not None:
+            try:
+                found.append(future.result())
+            except HelperFailed:
+                found += [_same_key_pairs(bands[:, band], rows) for band in range(theirs)]
         return _unique_pairs(found)
+
+    def _verify(self, pairs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """`pair_jaccard` of candidate pairs of `texts`, the second half in the helper if there is one."""
+        from tunewise.data.helper_process import HelperFailed
+
+        helper = self._helper if self._helper is not None and self._helper.ready else None
+        if helper is None or len(pairs) < _SHARED_CHECKS_FROM:
+            return pair_jaccard(pairs, texts, texts)
+        mine, theirs = pairs[: len(pairs) // 2], pairs[len(pairs) // 2 :]
+        involved = np.unique(theirs)  # only these rows travel, renumbered
+        future = helper.submit("jaccard", np.searchsorted(involved, theirs), [texts[i] for i in involved.tolist()])
+        scores = pair_jaccard(mine, texts, texts)
+        try:
+            other = future.result()
+        except HelperFailed:
+            other = pair_jaccard(theirs, texts, texts)
+        return np.concatenate([scores, other])
 
     def estimates(self, pairs: np.ndarray) -> np.ndarray:
         """MinHash estimates of the Jaccard of each candidate pair (the share of 126 equal values)."""
@@ -451,19 +493,24 @@ class DedupIndex:
 
     def report(self, texts: Sequence[str], *, pair_scores: dict | None = None) -> DuplicateReport:
         """Verify candidate pairs against `texts` (the same rows, by index) and build the clusters."""
-        self.close()  # no more rows to sketch: the helper's memory and core go back
+        try:
+            pairs = self.candidate_pairs()
+            estimates = self.estimates(pairs)
+            # Only the undecided middle is verified exactly: an estimate this far above the threshold cannot come
+            # from a pair below it (see CERTAIN_MARGIN), and one far below cannot come from a pair above it.
+            certain = estimates >= self.threshold + CERTAIN_MARGIN
+            check = ~certain & (estimates >= max(0.0, self.threshold - ESTIMATE_MARGIN))
+            scores = np.where(certain, estimates, 0.0)
+            scores[check] = self._verify(pairs[check], texts)
+        finally:
+            self.close()  # nothing more to share: the helper's memory and core go back
+        return self._clusters(pairs, scores, pair_scores)
+
+    def _clusters(self, pairs: np.ndarray, scores: np.ndarray, pair_scores: dict | None) -> DuplicateReport:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
         edges: list[tuple[int, int]] = list(self._exact_links)
-        pairs = self.candidate_pairs()
-        estimates = self.estimates(pairs)
-        # Only the undecided middle is verified exactly: an estimate this far above the threshold cannot come
-        # from a pair below it (see CERTAIN_MARGIN), and one far below cannot come from a pair above it.
-        certain = estimates >= self.threshold + CERTAIN_MARGIN
-        check = ~certain & (estimates >= max(0.0, self.threshold - ESTIMATE_MARGIN))
-        scores = np.where(certain, estimates, 0.0)
-        scores[check] = pair_jaccard(pairs[check], texts, texts)
         verified = scores >= self.threshold
         accepted = list(map(tuple, pairs[verified].tolist()))
         edges += accepted
