@@ -22,7 +22,6 @@ rule, in either file, and eval rows that duplicate training rows.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -321,7 +320,7 @@ class _TokenPool:
 
         self.counter = counter
         self.helper = None
-        if rows >= PROCESS_FROM_ROWS and (os.cpu_count() or 1) > 1:
+        if rows >= PROCESS_FROM_ROWS and dedup_mod._usable_cpus() > 1:
             try:
                 self.helper = HelperProcess("tunewise.data.audit:_chunk_work", init="tunewise.data.audit:_init_worker",
                                             init_args=(counter.model,))

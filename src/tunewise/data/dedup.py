@@ -273,8 +273,7 @@ def _helper_task(task: str, *args):
     if task == "sketch":
         return _sketch_rows(*args)
     if task == "pairs":
-        bands, rows = args
-        return _unique_pairs([_same_key_pairs(bands[:, band], rows) for band in range(bands.shape[1])])
+        return _unique_pairs(_band_pairs(*args))
     if task == "jaccard":
         pairs, texts = args
         return pair_jaccard(pairs, texts, texts)
@@ -453,22 +452,25 @@ class DedupIndex:
         from tunewise.data.helper_process import HelperFailed
 
         rows, bands = self.rep_rows(), self.rep_bands()
-        helper = self._helper if self._helper is not None and self._helper.ready else None
+        helper = self._ready_helper()
         theirs = BANDS // 2 if helper is not None and len(rows) >= PARALLEL_FROM_ROWS else 0  # the helper's bands
         future = helper.submit("pairs", np.ascontiguousarray(bands[:, :theirs]), rows) if theirs else None
-        found = [_same_key_pairs(bands[:, band], rows) for band in range(theirs, BANDS)]
+        found = _band_pairs(bands[:, theirs:], rows)
         if future is not None:
             try:
                 found.append(future.result())
             except HelperFailed:
-                found += [_same_key_pairs(bands[:, band], rows) for band in range(theirs)]
+                found += _band_pairs(bands[:, :theirs], rows)
         return _unique_pairs(found)
+
+    def _ready_helper(self) -> HelperProcess | None:
+        return self._helper if self._helper is not None and self._helper.ready else None
 
     def _verify(self, pairs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """`pair_jaccard` of candidate pairs of `texts`, the second half in the helper if there is one."""
         from tunewise.data.helper_process import HelperFailed
 
-        helper = self._helper if self._helper is not None and self._helper.ready else None
+        helper = self._ready_helper()
         if helper is None or len(pairs) < _SHARED_CHECKS_FROM:
             return pair_jaccard(pairs, texts, texts)
         mine, theirs = pairs[: len(pairs) // 2], pairs[len(pairs) // 2 :]
@@ -600,6 +602,11 @@ def _same_key_pairs(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
         found.append(np.stack([members[bucket_start[not_first]], members[later]], axis=1))
         found.append(np.stack([members[later - 1], members[later]], axis=1))
     return np.concatenate(found)
+
+
+def _band_pairs(bands: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """`_same_key_pairs` of each band (column) of `bands`."""
+    return [_same_key_pairs(bands[:, band], rows) for band in range(bands.shape[1])]
 
 
 def _unique_pairs(found: list[np.ndarray]) -> np.ndarray:
