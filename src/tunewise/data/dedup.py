@@ -40,12 +40,10 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from tunewise.data.helper_process import HelperProcess
+from tunewise.data.helper_process import HelperFailed, HelperProcess
 
 NUM_PERM = 128
 BANDS = 42
@@ -394,8 +392,6 @@ class DedupIndex:
     # -- internals ---------------------------------------------------------------------------------
     def _sketch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """`_sketch_rows(texts)`, with blocks shared between this process and a helper when that pays."""
-        from tunewise.data.helper_process import HelperFailed, HelperProcess
-
         if self._helper is None and self.parallel and len(texts) >= PARALLEL_FROM_ROWS and _usable_cpus() > 1:
             try:  # the helper gets our code-point table: building its own would cost it 0.5 s
                 self._helper = HelperProcess("tunewise.data.dedup:_helper_task", init="tunewise.data.dedup:_use_char_classes",
@@ -449,8 +445,6 @@ class DedupIndex:
 
     def candidate_pairs(self) -> np.ndarray:
         """(k, 2) unique row pairs (i < j) of representatives that share at least one LSH band."""
-        from tunewise.data.helper_process import HelperFailed
-
         rows, bands = self.rep_rows(), self.rep_bands()
         helper = self._ready_helper()
         theirs = BANDS // 2 if helper is not None and len(rows) >= PARALLEL_FROM_ROWS else 0  # the helper's bands
@@ -468,8 +462,6 @@ class DedupIndex:
 
     def _verify(self, pairs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """`pair_jaccard` of candidate pairs of `texts`, the second half in the helper if there is one."""
-        from tunewise.data.helper_process import HelperFailed
-
         helper = self._ready_helper()
         if helper is None or len(pairs) < _SHARED_CHECKS_FROM:
             return pair_jaccard(pairs, texts, texts)

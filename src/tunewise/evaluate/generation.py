@@ -189,10 +189,10 @@ def generate_batched(
     groups = []  # (row indices, cache length): rows sorted longest first, each group within DECODE_CACHE_BYTES
     start = 0
     while start < len(order):
-        width = len(ids[order[start]]) - prefix_len  # the longest suffix of the group (rows are sorted)
-        rows_fit = DECODE_CACHE_BYTES // max(1, per_position * (prefix_len + width + max_new_tokens))
+        cache_len = len(ids[order[start]]) + config.max_new_tokens  # the group's longest row (rows are sorted)
+        rows_fit = DECODE_CACHE_BYTES // max(1, per_position * cache_len)
         group = order[start : start + max(batch_size, rows_fit)]
-        groups.append((group, prefix_len + width + config.max_new_tokens))
+        groups.append((group, cache_len))
         start += len(group)
     # One KV buffer serves every group in turn: allocating (and zero-filling) a fresh 1 GiB cache per group
     # cost more than a tenth of the whole run on a CPU.
