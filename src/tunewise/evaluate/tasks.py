@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunewise.errors import DataError, EvaluationError
+from tunewise.data.task import TASK_TYPES, parse_json
+from tunewise.data.task import detect_task as detect_shape
+from tunewise.errors import DataError
 
-TASK_TYPES = ("classification", "json", "text")
 _REFUSAL = re.compile(
     r"^\s*(i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|')t|i cannot|i am unable|i'm unable|as an ai)", re.I
 )
@@ -80,7 +81,7 @@ def _content(message: dict) -> str:
 
 
 def detect_task(train: list[Example] | None, eval_rows: list[Example], *, task_type: str = "auto", schema: dict | None = None) -> Task:
-    """Classification when replies form a closed label set, JSON when replies parse as JSON (or a schema is given), else text.
+    """The task of train and eval replies together, decided by `tunewise.data.task.detect_task` (the one detector).
 
     Example: detect_task(train_rows, eval_rows).type == "classification"
     """
@@ -88,52 +89,8 @@ def detect_task(train: list[Example] | None, eval_rows: list[Example], *, task_t
     if not refs:
         raise DataError("the eval set has no reference replies (a final assistant turn in each row)")
     system = next((m["content"] for m in eval_rows[0].messages if m["role"] == "system"), None)
-    if task_type not in ("auto", *TASK_TYPES):
-        raise EvaluationError(f"task type {task_type!r}: use one of auto, {', '.join(TASK_TYPES)}")
-    if task_type == "auto":
-        if schema is not None:
-            task_type = "json"
-        elif _looks_like_labels(refs):
-            task_type = "classification"
-        elif sum(_is_json(r) for r in refs) >= 0.9 * len(refs):
-            task_type = "json"
-        else:
-            task_type = "text"
-    labels: list[str] = []
-    if task_type == "classification":
-        counts = Counter(r.strip() for r in refs)
-        labels = sorted(counts)
-        if len(labels) < 2:
-            raise EvaluationError("classification needs at least two distinct labels in the replies; use --task text")
-    return Task(task_type, labels, schema, system)
-
-
-def _looks_like_labels(refs: list[str]) -> bool:
-    counts = Counter(r.strip() for r in refs)
-    if len(counts) < 2 or len(counts) > 100:
-        return False
-    if any(len(label) > 60 or "\n" in label for label in counts):
-        return False
-    # A closed set repeats: most replies must share their label with other rows.
-    return len(counts) <= max(2, len(refs) // 3)
-
-
-def _is_json(text: str) -> bool:
-    return parse_json(text)[0]
-
-
-def parse_json(text: str) -> tuple[bool, object]:
-    """(valid, value) for a reply that should be JSON; tolerates a ```json fence around it."""
-    stripped = (text or "").strip()
-    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.S)
-    if fence:
-        stripped = fence.group(1)
-    if not stripped or stripped[0] not in "[{":
-        return False, None
-    try:
-        return True, json.loads(stripped)
-    except (json.JSONDecodeError, RecursionError):
-        return False, None
+    shape = detect_shape(refs, task_type=task_type, schema=schema)
+    return Task(shape.type, list(shape.labels), shape.schema, system)
 
 
 def normalize(text: str) -> str:
