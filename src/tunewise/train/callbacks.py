@@ -1,4 +1,4 @@
-"""Trainer callbacks: a Rich progress line (loss, eval loss, tokens/s, ETA) and the store's per-step record."""
+"""Trainer callbacks: a progress line (loss, eval loss, tokens/s, ETA; `tunewise.progress`) and the store's per-step record."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _SKIP = {"total_flos", "train_runtime", "train_samples_per_second", "train_steps
 
 
 class RunRecorder(TrainerCallback):
-    """Stores every logged step with `store.add_run_step` and draws a progress bar on the error console."""
+    """Stores every logged step with `store.add_run_step` and shows progress on the error console (plain lines outside a terminal)."""
 
     def __init__(self, store, run_id: str, *, progress: bool = True, token_counter=None):
         self.store = store
@@ -20,7 +20,6 @@ class RunRecorder(TrainerCallback):
         self.token_counter = token_counter  # () -> tokens seen so far (the trainer's own count)
         self.last: dict[str, float] = {}
         self._progress = None
-        self._task = None
         self._started = 0.0
         self._start_tokens = 0
 
@@ -30,34 +29,20 @@ class RunRecorder(TrainerCallback):
         self._start_tokens = self._tokens()
         if not self.show:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from tunewise.progress import ProgressLine
 
-        from tunewise.console import err_console
-
-        self._progress = Progress(
-            TextColumn("[bold]train[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("train", total=state.max_steps, completed=state.global_step, stats="")
+        self._progress = ProgressLine("train", total=state.max_steps, completed=state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._progress is not None:
-            self._progress.update(self._task, completed=state.global_step, stats=self._stats())
+            self._progress.update(state.global_step, stats=self._stats())
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()
 
     def close(self) -> None:
         if self._progress is not None:
-            self._progress.stop()
+            self._progress.close()
             self._progress = None
 
     def _tokens(self) -> int:
@@ -86,7 +71,7 @@ class RunRecorder(TrainerCallback):
         self.last.update({k: v for k, v in values.items() if isinstance(v, (int, float))})
         self.store.add_run_step(self.run_id, state.global_step, values)
         if self._progress is not None:
-            self._progress.update(self._task, stats=self._stats())
+            self._progress.update(stats=self._stats())
 
 
 def _plain(value: Any) -> Any:
