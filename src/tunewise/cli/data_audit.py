@@ -78,10 +78,12 @@ def show_summary(result) -> None:
                       f"{lab['suspected_mislabeled']} suspected wrong labels"
                       + (f"; small classes: {', '.join(lab['small_classes'][:5])}" if lab["small_classes"] else ""))
     else:
-        table.add_row("labels", "not a closed set of labels: label checks skipped")
+        table.add_row("labels", f"not a closed set of labels ({lab.get('task_reason') or 'free text'}): label checks skipped")
     if lab.get("agreement") is not None:
-        bar = "meets" if lab["agreement"] >= 0.85 else "is below"
-        table.add_row("agreement", f"{lab['agreement']:.1%} mean pairwise ({bar} the 85% bar), {lab.get('kappa_kind', 'kappa')} kappa {lab['kappa']:.3f}")
+        from tunewise.data.config import AGREEMENT_BAR
+
+        bar = "meets" if lab["agreement"] >= AGREEMENT_BAR else "is below"
+        table.add_row("agreement", f"{lab['agreement']:.1%} mean pairwise ({bar} the {AGREEMENT_BAR:.0%} bar), {lab.get('kappa_kind', 'kappa')} kappa {lab['kappa']:.3f}")
     table.add_row("readiness", s["readiness"]["verdict"])
     console.print(table)
     for problem in result.format_problems[:5]:

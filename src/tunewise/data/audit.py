@@ -1,4 +1,4 @@
-"""`tunewise data audit`: every check the seeds ask for before paying for a training job, in streaming passes.
+"""`tunewise data audit`: every check the fine-tuning guide asks for before paying for a training job, in streaming passes.
 
     from tunewise.data.audit import audit
     result = audit("train.jsonl", eval_path="eval.jsonl", annotations_path="annotations.csv")
@@ -11,9 +11,10 @@ scan run in a second process for big files, beside parsing and sketching):
    and MinHash LSH band keys of the input text (tunewise.data.dedup);
 2. near duplicates: candidate pairs verified with the exact Jaccard of word 3-shingles, then clusters;
 3. the eval set (when given): its format, tokens and PII, and contamination against the training rows;
-4. labels (when the replies are a closed set): distribution, conflicts, confident-learning mislabels;
+4. labels (when `tunewise.data.task.detect_task` reads train and eval replies as a closed label set):
+   distribution, conflicts, confident-learning mislabels;
    inter-annotator agreement from annotator columns or from `annotations_path`;
-5. readiness against the seeds' thresholds, and training cost per catalog row.
+5. readiness against the fine-tuning guide's thresholds (tunewise.data.config), and training cost per catalog row.
 
 Only the input texts, labels and one token count per row stay in memory between passes (a million
 rows of chat tickets: about 1 GiB). Blocking problems (exit 1 in the CLI): rows that break a format
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from tunewise.data import dedup as dedup_mod
+from tunewise.data.config import AGREEMENT_BAR, COIN_FLIP_BELOW, EVAL_MAX, EVAL_MIN, FULL_SFT_FROM
 from tunewise.data.formats import Problem, Record, example_label, example_text, iter_records
 from tunewise.data.helper_process import HelperFailed, HelperProcess
 from tunewise.errors import DataError
@@ -39,8 +41,6 @@ CHUNK = 10_000
 DETAILS_MAX = 1_000  # rows listed per check in the details (every count in the summary is complete)
 TEXT_PREVIEW = 200
 DEFAULT_EPOCHS = 3  # OpenAI's default for a dataset of a few thousand rows; costs are per run of this many epochs
-EVAL_MIN, EVAL_MAX = 500, 2_000  # seeds/003: "a held-out eval set of 500-2,000 examples"
-COIN_FLIP_BELOW, FULL_SFT_FROM = 5_000, 10_000  # seeds/003: "Sub-5k SFT is a coin flip", "10k+ ... reliably"
 
 
 @dataclass
@@ -156,11 +156,16 @@ def audit(
 
         # Pass 4: labels and annotator agreement.
         from tunewise.data.labels import annotator_agreement, label_report
+        from tunewise.data.task import detect_task
+
+        # One decision for the pair: a small eval set's labels repeat only together with train's.
+        task = detect_task(train.labels + (evaluation.labels if evaluation else []))
 
         started = time.perf_counter()
         with bars.task("labels: distribution, conflicts, confident learning", 1) as advance:
             annotators = train.annotators if any(train.annotators) else None
-            labels = label_report(train.texts, train.labels, annotators=annotators, clusters=report.clusters, mislabels=mislabels)
+            labels = label_report(train.texts, train.labels, annotators=annotators, clusters=report.clusters, mislabels=mislabels,
+                                  task=task)
             advance(1)
         timings["labels"] = _timing(time.perf_counter() - started, len(train.texts))
         agreement = labels.agreement
@@ -526,8 +531,9 @@ def _assemble(path, eval_path, counter, train: _Scan, evaluation: _Scan | None, 
                         f"{first['eval_line']} ~ train line {first['train_line']}, Jaccard {first['score']:.2f})")
 
     removable = report.removable
-    readiness = readiness_verdict(len(train.texts) - removable, len(evaluation.texts) if evaluation else None,
-                                  agreement=agreement.mean_pairwise if agreement else None)
+    readiness = readiness_verdict(unique_examples(len(train.texts), report.clusters, {h.train_index for h in hits}),
+                                  len(evaluation.texts) if evaluation else None,
+                                  agreement=agreement.mean_pairwise if agreement else None, rows=len(train.texts))
     costs = _costs(billable * epochs, counter)
     pii_types = Counter(train.pii_by_type)
     summary: dict[str, Any] = {
@@ -579,35 +585,47 @@ def _assemble(path, eval_path, counter, train: _Scan, evaluation: _Scan | None, 
     return result
 
 
-def readiness_verdict(examples: int, eval_rows: int | None, *, agreement: float | None = None) -> dict[str, Any]:
-    """The example count (after dedup) and eval-set size against the seeds' thresholds, as a level and a line.
+def unique_examples(rows: int, clusters, contaminated: set[int]) -> int:
+    """The rows `tunewise data clean --dedup --drop-contaminated` keeps: contaminated rows go, then one row per cluster.
+
+    Example: `unique_examples(10, [[0, 1, 2]], {5})` -> 7
+    """
+    kept_in_clusters = sum(max(0, sum(i not in contaminated for i in cluster) - 1) for cluster in clusters)
+    return rows - len(contaminated) - kept_in_clusters
+
+
+def readiness_verdict(examples: int, eval_rows: int | None, *, agreement: float | None = None,
+                      rows: int | None = None) -> dict[str, Any]:
+    """The unique example count (after dedup and decontamination) and eval-set size against the fine-tuning guide's thresholds.
+
+    `rows` is the file's row count, said beside the unique count when they differ.
 
     Example: `readiness_verdict(7_200, 800)["level"]` -> "lora"
     """
-    from tunewise.data.labels import AGREEMENT_BAR
-
+    count = f"{examples:,} unique examples" + (f" ({rows:,} rows in the file)" if rows is not None and rows != examples else "")
+    band = f"{EVAL_MIN:,}-{EVAL_MAX:,}"
     if examples < COIN_FLIP_BELOW:
         level = "coin-flip"
-        line = (f"{examples:,} unique examples: below 5,000, a fine-tune is a coin flip (seeds: 'Sub-5k SFT is a coin "
+        line = (f"{count}: below {COIN_FLIP_BELOW:,}, a fine-tune is a coin flip ('Sub-5k SFT is a coin "
                 f"flip at best'); keep prompting, or collect or distill more data")
     elif examples < FULL_SFT_FROM:
         level = "lora"
-        line = f"{examples:,} unique examples: 5,000-10,000 is LoRA territory ('might work'); full SFT often hurts here"
+        line = f"{count}: {COIN_FLIP_BELOW:,}-{FULL_SFT_FROM:,} is LoRA territory ('might work'); full SFT often hurts here"
     else:
         level = "full-sft"
-        line = f"{examples:,} unique examples: 10,000+ is where full SFT reliably pays off"
+        line = f"{count}: {FULL_SFT_FROM:,}+ is where full SFT reliably pays off"
     if eval_rows is None:
-        line += "; no eval set given (hold out 500-2,000 rows: `tunewise data split`)"
+        line += f"; no eval set given (hold out {band} rows: `tunewise data split`)"
     elif eval_rows < EVAL_MIN:
-        line += f"; eval set of {eval_rows:,} rows is below the 500-2,000 the seeds ask for"
+        line += f"; eval set of {eval_rows:,} rows is below the {band} the fine-tuning guide asks for"
     elif eval_rows > EVAL_MAX:
-        line += f"; eval set of {eval_rows:,} rows is above 2,000 (more than needed; those rows could train)"
+        line += f"; eval set of {eval_rows:,} rows is above {EVAL_MAX:,} (more than needed; those rows could train)"
     else:
-        line += f"; eval set of {eval_rows:,} rows is within 500-2,000"
+        line += f"; eval set of {eval_rows:,} rows is within {band}"
     if agreement is not None:
-        line += (f"; annotator agreement {agreement:.0%} meets the 85% bar" if agreement >= AGREEMENT_BAR
-                 else f"; annotator agreement {agreement:.0%} is below the 85% bar: fix the labels first")
-    return {"level": level, "verdict": line, "examples": examples, "eval_rows": eval_rows,
+        line += (f"; annotator agreement {agreement:.0%} meets the {AGREEMENT_BAR:.0%} bar" if agreement >= AGREEMENT_BAR
+                 else f"; annotator agreement {agreement:.0%} is below the {AGREEMENT_BAR:.0%} bar: fix the labels first")
+    return {"level": level, "verdict": line, "examples": examples, "rows": rows, "eval_rows": eval_rows,
             "eval_ok": eval_rows is not None and EVAL_MIN <= eval_rows <= EVAL_MAX}
 
 
@@ -671,46 +689,36 @@ def _store(result: AuditResult, train: _Scan, evaluation: _Scan | None, store) -
 
 
 class _Bars:
-    """One Rich progress bar per pass on stderr (rows, rows/s, elapsed); silent when `enabled` is False."""
+    """One progress line per pass on stderr (rows, rows/s, elapsed; plain lines outside a terminal); silent when `enabled` is False."""
 
     def __init__(self, enabled: bool):
-        self.progress = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from tunewise.console import err_console
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console)
-            self.progress.start()
+        self.enabled = enabled
 
     def task(self, description: str, total: int | None):
+        from tunewise.progress import ProgressLine
+
         bars = self
 
         class _Task:
             def __enter__(self):
                 self.started = time.perf_counter()
-                if bars.progress is None:
-                    return lambda done: None
-                self.id = bars.progress.add_task(description, total=total, rate="")
+                self.line = ProgressLine(description, total, unit="rows" if total and total > 1 else "", enabled=bars.enabled)
 
                 def advance(done: int) -> None:
                     elapsed = time.perf_counter() - self.started
                     rate = f"{done / elapsed:,.0f} rows/s" if elapsed > 0 and total and total > 1 else ""
-                    bars.progress.update(self.id, completed=done, rate=rate)
+                    self.line.update(done, stats=rate)
                 return advance
 
             def __exit__(self, *exc_info):
-                if bars.progress is not None:
-                    task = bars.progress.tasks[self.id]
-                    bars.progress.update(self.id, total=task.completed or 1, completed=task.completed or 1)
+                done = self.line.completed or 1
+                self.line.update(done, total=done)
+                self.line.close()
 
         return _Task()
 
     def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        pass
 
 
 __all__ = ["AuditResult", "audit", "readiness_verdict"]

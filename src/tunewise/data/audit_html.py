@@ -174,7 +174,7 @@ def _labels(result) -> str:
         a = result.agreement
         out += (f"<h3>Inter-annotator agreement</h3><p>{a['annotators']} annotators on {a['rows']:,} rows "
                 f"({html.escape(str(a['source']))}): mean pairwise {a['mean_pairwise']:.1%} "
-                f"({'meets' if a['meets_bar'] else 'is below'} the seeds' 85% bar), {a['kappa_kind']} kappa {a['kappa']:.3f}</p>"
+                f"({'meets' if a['meets_bar'] else 'is below'} the fine-tuning guide's 85% agreement bar), {a['kappa_kind']} kappa {a['kappa']:.3f}</p>"
                 + _table(["pair", "agreement"], [[k, v] for k, v in a["pairwise"].items()], {1}))
     return out
 

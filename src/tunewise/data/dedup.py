@@ -1,6 +1,6 @@
 """Exact and near duplicates, and train/eval contamination, at a million rows.
 
-The seed's rule is "near-duplicates (>40% overlap) cause overfitting". tunewise reads "overlap" as
+The fine-tuning guide's rule is "near-duplicates (>40% overlap) cause overfitting". tunewise reads "overlap" as
 the Jaccard similarity of the two rows' sets of word 3-shingles (lower-cased `\\w+` words, three
 in a row), and calls two rows near duplicates when that Jaccard is at least 0.4. 3-shingles keep
 word order, so two tickets that share the same vocabulary in a different order do not match, while

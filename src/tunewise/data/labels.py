@@ -6,9 +6,12 @@
   classifier (TF-IDF word 1-2-grams + logistic regression fitted by SGD, `cross_val_predict`), then
   `cleanlab.filter.find_label_issues`, ranked by self-confidence;
 - inter-annotator agreement where several annotators labelled the same rows (CSV import puts them
-  in `example["metadata"]["annotators"]`): raw mean pairwise agreement, judged against the seed's
-  85% bar ("inter-annotator agreement above 85%"), and Cohen's kappa (2 annotators) or Fleiss'
-  kappa (3 or more).
+  in `example["metadata"]["annotators"]`): raw mean pairwise agreement, judged against the
+  fine-tuning guide's 85% agreement bar ("inter-annotator agreement above 85%"), and Cohen's kappa
+  (2 annotators) or Fleiss' kappa (3 or more).
+
+Whether the replies are labels at all is decided by `tunewise.data.task.detect_task`, the detector
+that evaluation and advice use too.
 
 Example:
     report = label_report(texts, labels); report.summary()["imbalance_ratio"]
@@ -24,20 +27,15 @@ from typing import Any
 
 import numpy as np
 
-AGREEMENT_BAR = 0.85  # seeds/003: "'Consistent' means inter-annotator agreement above 85%"
+from tunewise.data.config import AGREEMENT_BAR
+from tunewise.data.task import TaskShape, detect_task
+
 MIN_PER_CLASS = 50  # fewer rows than this in a class: the model sees too few to learn it
-MAX_CLASSES = 50
 
 
 def is_classification(labels: Sequence[str | None]) -> bool:
-    """True when almost every row has a short label from a small closed set (2..50 classes, each used repeatedly)."""
-    present = [label for label in labels if label is not None]
-    if len(present) < 10 or len(present) < 0.95 * len(labels):
-        return False
-    counts = Counter(present)
-    if not 2 <= len(counts) <= MAX_CLASSES or len(counts) > len(present) / 5:
-        return False
-    return float(np.median([len(label) for label in counts])) <= 40
+    """True when the replies are a closed, repeating label set (`tunewise.data.task.detect_task`)."""
+    return detect_task(labels).type == "classification"
 
 
 @dataclass
@@ -147,6 +145,7 @@ def find_label_issues(
 @dataclass
 class LabelReport:
     is_classification: bool
+    task: TaskShape | None = None
     distribution: dict[str, int] = field(default_factory=dict)
     imbalance_ratio: float | None = None
     small_classes: list[str] = field(default_factory=list)
@@ -159,6 +158,8 @@ class LabelReport:
         return {
             "is_classification": self.is_classification,
             "n_classes": len(self.distribution),
+            "task_type": self.task.type if self.task else None,
+            "task_reason": self.task.reason if self.task else None,
             "distribution": self.distribution,
             "imbalance_ratio": self.imbalance_ratio,
             "small_classes": self.small_classes,
@@ -179,14 +180,20 @@ def label_report(
     mislabels: bool = True,
     max_rows: int = 50_000,
     seed: int = 0,
+    task: TaskShape | None = None,
 ) -> LabelReport:
     """All label checks at once. `clusters` are duplicate clusters (tunewise.data.dedup) for the conflict check.
+
+    `task` is the detected task when the caller read more replies than `labels` (train and eval
+    together); by default it is detected from `labels`. Labels are compared stripped, as detected.
 
     Example: `label_report(texts, labels, clusters=duplicate_clusters(texts)).summary()`
     """
     agreement = annotator_agreement([a for a in annotators if a]) if annotators else None
-    if not is_classification(labels):
-        return LabelReport(False, agreement=agreement)
+    task = task or detect_task(labels)
+    if task.type != "classification":
+        return LabelReport(False, task=task, agreement=agreement)
+    labels = [label.strip() or None if label is not None else None for label in labels]
     distribution = dict(Counter(label for label in labels if label is not None).most_common())
     smallest = min(distribution.values())
     conflicts = []
@@ -201,6 +208,7 @@ def label_report(
         suspected = [{**item, "row": labelled[item["row"]]} for item in found]
     return LabelReport(
         True,
+        task=task,
         distribution=distribution,
         imbalance_ratio=round(max(distribution.values()) / smallest, 2),
         small_classes=[label for label, n in distribution.items() if n < min_per_class],
@@ -210,4 +218,4 @@ def label_report(
     )
 
 
-__all__ = ["AGREEMENT_BAR", "Agreement", "LabelReport", "annotator_agreement", "find_label_issues", "fleiss_kappa", "is_classification", "label_report"]
+__all__ = ["AGREEMENT_BAR", "MIN_PER_CLASS", "Agreement", "LabelReport", "annotator_agreement", "find_label_issues", "fleiss_kappa", "is_classification", "label_report"]

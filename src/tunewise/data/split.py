@@ -5,7 +5,7 @@
     result.train_path, result.eval_path  # tickets.chat.train.jsonl, tickets.chat.eval.jsonl
 
 Rows are first grouped by `tunewise.data.dedup.duplicate_clusters` (exact and near duplicates of the
-input text), so that no eval row has a near copy in train: that is the contamination the seeds warn
+input text), so that no eval row has a near copy in train: that is the contamination the fine-tuning guide warns
 makes fine-tunes look better in eval than in production. Groups are then drawn at random (seeded)
 into the eval set up to each label's share of `eval_size` (largest-remainder quotas), so the eval
 label distribution matches the whole file's. scikit-learn's splitters are not used because none of
@@ -26,7 +26,6 @@ from tunewise.data.formats import Problem, Record, example_label, example_text, 
 from tunewise.data.quarantine import QuarantineWriter
 from tunewise.errors import DataError
 
-MAX_CLASSES = 100  # more distinct replies than this is generation, not classification: no stratification
 
 
 @dataclass
@@ -90,8 +89,12 @@ def split(
     for cluster in clusters:
         group_of[cluster] = cluster[0]
     del texts
-    classes = Counter(labels)
-    stratified = bool(stratify) and None not in classes and 2 <= len(classes) <= min(MAX_CLASSES, n // 2)
+    from tunewise.data.task import detect_task
+
+    # Stratify when the replies are labels by the detector every stage uses (up to 1,000 classes).
+    stratified = bool(stratify) and detect_task(labels).type == "classification"
+    if stratified:
+        labels = [label.strip() or None if label is not None else None for label in labels]
     in_eval = choose_eval(group_of, labels if stratified else [None] * n, n_eval, seed)
 
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
