@@ -69,3 +69,10 @@ def test_in_a_terminal_it_draws_a_bar():
         for _ in range(4):
             bar.advance(stats="loss 1.0")
     assert "━" in stream.getvalue() and "4/4" in stream.getvalue()
+
+
+def test_nothing_is_printed_when_no_update_came():
+    console, stream = _plain_console()
+    with ProgressLine("reading small.csv", console=console, unit="rows"):
+        pass
+    assert stream.getvalue() == ""

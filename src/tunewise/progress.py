@@ -81,6 +81,7 @@ class ProgressLine:
         self._printed: tuple | None = None
         self._bar = None
         self._closed = False
+        self._updated = False
         if enabled and console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -105,6 +106,7 @@ class ProgressLine:
             self.stats = _stats_text(stats)
         if label is not None:
             self.label = label
+        self._updated = True
         if not self.enabled or self._closed:
             return
         if self._bar is not None:
@@ -126,13 +128,13 @@ class ProgressLine:
             self.console.print(text, **{"highlight": False, "soft_wrap": True, **print_kwargs})
 
     def close(self) -> None:
-        """Stop the bar, or print the last plain line if the last one printed was not the final state."""
+        """Stop the bar, or print the final plain line unless it was the last one printed (or nothing ever came)."""
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._bar.stop()
-        elif self.enabled and self._printed != self._state():
+        elif self.enabled and self._updated and self._printed != self._state():
             self._print(time.monotonic())
 
     def __enter__(self) -> ProgressLine:
