@@ -176,18 +176,15 @@ def _problems(problems, count: int, quarantine: Path | None, shown: int) -> None
 
 
 class _progress:
-    """A transient rows counter on stderr, fed every 10,000 rows."""
+    """A rows counter on stderr, fed every 10,000 rows (plain lines outside a terminal; `tunewise.progress`)."""
 
     def __init__(self, description: str):
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from tunewise.progress import ProgressLine
 
-        self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
-                             TimeElapsedColumn(), console=err_console, transient=True)
-        self._task = self._bar.add_task(description, total=None)
+        self._line = ProgressLine(description, unit="rows", transient=True)
 
     def __enter__(self):
-        self._bar.start()
-        return lambda rows: self._bar.update(self._task, completed=rows)
+        return lambda rows: self._line.update(rows)
 
     def __exit__(self, *exc_info):
-        self._bar.stop()
+        self._line.close()
