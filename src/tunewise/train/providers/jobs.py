@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tunewise.errors import ConfigError, DataError, NotFoundError, ProviderError, TunewiseError
+from tunewise.progress import ProgressLine
 from tunewise.train.providers.base import CANCELLED, COMPLETED, FAILED, Provider, ProviderEvent, ProviderJob
 
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers
@@ -195,15 +195,12 @@ def follow_job(
     poll: PollSettings,
     seen: set[str] | None = None,
 ) -> ProviderJob:
-    """Poll a job until it ends, recording each new event as a run step; a Rich progress line shows where it is."""
+    """Poll a job until it ends, recording each new event as a run step; a progress line (`tunewise.progress`) shows where it is."""
     seen = set(seen or ())
     seq = len(seen)
     interval = poll.interval
     started = time.monotonic()
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"{prov.title} {job_id}: submitted", total=None)
+    with ProgressLine(f"{prov.title} {job_id}: submitted", unit="steps", console=console) as bar:
         while True:
             job = prov.retrieve_job(job_id)
             fresh = [event for event in prov.list_events(job_id) if event.key not in seen]
@@ -212,14 +209,13 @@ def follow_job(
                 seq += 1
                 store.add_run_step(run_id, seq, _event_values(event))
                 if event.total_steps:
-                    progress.update(task, total=event.total_steps)
+                    bar.update(total=event.total_steps)
                 if event.step is not None:
-                    progress.update(task, completed=event.step)
+                    bar.update(event.step)
                 if event.level in {"error", "warn", "warning"}:
-                    progress.console.print(f"[{'red' if event.level == 'error' else 'yellow'}]{prov.title}: {event.message}",
-                                           highlight=False)
+                    bar.note(f"[{'red' if event.level == 'error' else 'yellow'}]{prov.title}: {event.message}")
             last = fresh[-1].message if fresh else None
-            progress.update(task, description=f"{prov.title} {job_id}: {job.provider_status}" + (f" - {last}" if last else ""))
+            bar.update(label=f"{prov.title} {job_id}: {job.provider_status}" + (f" - {last}" if last else ""))
             if job.done:
                 return job
             if poll.timeout is not None and time.monotonic() - started > poll.timeout:
