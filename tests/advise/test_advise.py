@@ -22,7 +22,8 @@ def _candidate(name, kind, value, *, comparison=None, run_id=None):
     }
 
 
-def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, rows=1200, agreement=None):
+def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, rows=1200, agreement=None, doubling=0.05,
+              run_id=None):
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "x", "label": "y"}\n')
     dataset = store.add_dataset(data, format="csv", rows=rows)
@@ -43,12 +44,12 @@ def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, row
             _candidate("zero-shot", "zero-shot", 0.10),
             _candidate("few-shot", "few-shot", 0.30),
             _candidate("knn-few-shot", "knn-few-shot", 0.31),
-            _candidate("lora", "adapter", lora, comparison=versus),
+            _candidate("lora", "adapter", lora, comparison=versus, run_id=run_id),
             _candidate("tfidf", "classic", classic),
         ]})
     store.add_evaluation(kind="curve", dataset_id=None, config={}, results={
         "metric": "accuracy", "sizes": [50, 100, 250, 500], "scores": [0.2, 0.35, 0.5, 0.58], "fit": {},
-        "projected_gain_doubling": 0.05, "run_ids": []})
+        "projected_gain_doubling": doubling, "run_ids": []})
     return dataset
 
 
@@ -99,7 +100,7 @@ def test_classic_classifier_that_matches_wins(store, tmp_path, answers_file):
 
 
 def test_no_significant_gain_keeps_the_prompt(store, tmp_path, answers_file):
-    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False)
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.002)
     assert advise(store, answers_file, today=TODAY).verdict == "prompt"
 
 

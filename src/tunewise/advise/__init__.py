@@ -1,4 +1,4 @@
-"""Decide: should this team fine-tune at all? Seed 003's checklist, signals and ROI model, from measured facts.
+"""Decide: should this team fine-tune at all? The ROI guide's checklist, signals and ROI model, from measured facts.
 
     from tunewise.advise import advise, roi, RoiInputs, FineTuneOption, decision_section
 

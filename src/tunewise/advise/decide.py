@@ -1,10 +1,15 @@
-"""`advise`: seed 003's 7-step checklist and 5 win / 5 lose signals, answered from the store where it can.
+"""`advise`: the ROI guide's 7-step checklist and 5 win / 5 lose signals, answered from the store where it can.
 
 Every answer carries its source: `measured` (an audit or evaluation in the store), `computed` (from
 measured facts and the pricing catalog), `answered` (the user, interactively or in an answers
 YAML) or `unknown` (never invented). The verdict is one of: use a classic classifier, keep improving
 the prompt, add retrieval, run a LoRA experiment (or fine-tune with LoRA when one already won), full
 SFT, distill from a teacher. It is stored as a Decision.
+
+Examples are counted unique, after dedup and decontamination: from the training run's dataset or a
+dataset `tunewise data clean` produced when the store has one, else from the audit; the advice says
+which count it used. A compared fine-tune whose run was still improving at its last evaluation, or
+a learning curve that projects a real gain from more data, is not read as fine-tuning losing.
 
     from tunewise.advise import advise
     from tunewise.workspace_init import open_store
@@ -24,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tunewise.advise.config import AdviseConfig
-from tunewise.advise.facts import audit_facts, compare_facts, curve_facts
+from tunewise.advise.facts import audit_facts, compare_facts, curve_facts, run_progress
 from tunewise.advise.roi import FineTuneOption, RoiInputs, RoiResult, read_yaml_mapping, roi
 from tunewise.errors import ConfigError, NotFoundError
 from tunewise.pricing import Catalog, load_catalog
@@ -149,7 +154,7 @@ def _validate_answers(raw: dict[str, Any], where: str) -> Answers:
 
 def _gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> tuple[dict[str, Any], list[str]]:
     """Measured facts from the store: latest audit, compare and curve evaluations, prompt history, runs."""
-    found: dict[str, Any] = {"audit": None, "compare": None, "curve": None}
+    found: dict[str, Any] = {"audit": None, "compare": None, "curve": None, "training": None, "examples": None}
     ids: list[str] = []
     audit = store.latest_audit(dataset_id) if dataset_id else store.latest_audit()
     if dataset_id and audit is None:
@@ -174,8 +179,81 @@ def _gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> tuple[dic
         dates.append(item.created_at)
     found["prompt_versions"] = len(specs) if specs else None
     found["eval_span_days"] = (max(dates) - min(dates)).days if len(dates) > 1 else None
+    tuned = (found["compare"] or {}).get("best_finetuned") or {}
+    run = _run(store, tuned.get("run_id"))
+    if run is not None:
+        steps = [(step.step, step.values or {}) for step in store.run_steps(run.id)]
+        found["training"] = {"run_id": run.id, **run_progress(run.metrics, steps)}
+    found["examples"] = _example_count(store, audit, run)
     found["lora_runs"] = sum(1 for r in store.list_runs(limit=500) if r.kind in ("lora", "qlora", "full") and r.status == "completed")
     return found, ids
+
+
+def _run(store, run_id: str | None):
+    if not run_id:
+        return None
+    try:
+        return store.get_run(run_id)
+    except NotFoundError:
+        return None
+
+
+def _cleaned_from(dataset) -> dict[str, Any] | None:
+    """The `tunewise data clean` record of a dataset (its meta), when it removed duplicates."""
+    meta = dataset.meta or {}
+    return meta if meta.get("cleaned_from") and (meta.get("fixes") or {}).get("dedup") else None
+
+
+def _example_count(store, audit, run) -> dict[str, Any] | None:
+    """Unique examples and the sentence that says how they were counted: the training run's dataset,
+    else the newest cleaned (deduplicated) child of the audited dataset, else the audit's own count."""
+    candidates = []
+    if run is not None and run.dataset_id:
+        candidates.append((run.dataset_id, "the training run's dataset"))
+    if audit is not None:
+        audited = store.get_dataset(audit.dataset_id)
+        children = [d for d in store.list_datasets(limit=500) if _cleaned_from(d)
+                    and (d.parent_id == audited.id or d.meta.get("cleaned_from") == audited.path)]
+        if children:
+            candidates.append((children[0].id, "the cleaned dataset"))
+    for dataset_id, what in candidates:
+        try:
+            dataset = store.get_dataset(dataset_id)
+        except NotFoundError:
+            continue
+        own = store.latest_audit(dataset.id)
+        if own is not None and (own.summary or {}).get("readiness", {}).get("examples") is not None:
+            return _audit_count(own, f"{what} {dataset.name}")
+        cleaned, ancestor = _cleaned_from(dataset), dataset
+        for _ in range(5):  # a split of a cleaned file: its train side is unique too
+            if cleaned or not ancestor.parent_id:
+                break
+            ancestor = store.get_dataset(ancestor.parent_id)
+            cleaned = _cleaned_from(ancestor)
+        if cleaned:
+            removed = sum(int(v or 0) for v in (cleaned.get("removed") or {}).values())
+            raw = (ancestor.rows or 0) + removed
+            text = f"{dataset.rows:,} unique examples after cleaning ({raw:,} rows in the file)"
+            if ancestor is not dataset:
+                text = f"{dataset.rows:,} unique examples after cleaning and splitting ({raw:,} rows in the cleaned file's source)"
+            return {"value": dataset.rows, "rows": raw, "text": text, "detail": f"{what} {dataset.id}"}
+        return {"value": dataset.rows, "rows": dataset.rows, "detail": f"{what} {dataset.id}",
+                "text": f"{dataset.rows:,} examples in {what} (not deduplicated: run `tunewise data clean --dedup`)"}
+    if audit is not None:
+        return _audit_count(audit, f"audit {audit.id}")
+    return None
+
+
+def _audit_count(audit, where: str) -> dict[str, Any] | None:
+    facts = audit_facts(audit.summary or {})
+    rows, unique = facts["rows"], facts["unique_examples"]
+    if unique is None:
+        if rows is None:
+            return None
+        return {"value": rows, "rows": rows, "detail": where, "text": f"{rows:,} rows in the file (the audit counted no duplicates)"}
+    how = "after dedup and decontamination" if facts["decontaminated"] else "after dedup"
+    return {"value": unique, "rows": rows, "detail": where,
+            "text": f"{unique:,} unique examples {how}" + (f" ({rows:,} rows in the file)" if rows is not None else "")}
 
 
 def advise(
@@ -207,12 +285,22 @@ def advise(
         if value is not None:
             facts[key] = Fact(value, "measured", detail)
 
+    count = found["examples"]
+    if count:
+        measured("examples", count["value"], f"{count['text']}; {count['detail']}")
+        measured("examples_basis", count["text"], count["detail"])
     if audit:
         where = f"audit {audit['id']}"
-        measured("examples", audit["rows"], where)
         agreement = audit["agreement"]
         measured("label_agreement", agreement, where + (f" (kappa {audit['kappa']:.2f})" if audit.get("kappa") is not None else ""))
-        measured("readiness", audit["readiness_level"], f"{where}: {audit['readiness_verdict'] or ''}".strip())
+        readiness_level, readiness_line = audit["readiness_level"], audit["readiness_verdict"]
+        if count and count["value"] != audit["unique_examples"]:
+            # The count came from a cleaned or training dataset: judge readiness on it, not on the raw file.
+            from tunewise.data.audit import readiness_verdict
+
+            ready = readiness_verdict(count["value"], audit["eval_rows"], agreement=agreement, rows=count["rows"])
+            readiness_level, readiness_line, where = ready["level"], ready["verdict"], count["detail"]
+        measured("readiness", readiness_level, f"{where}: {readiness_line or ''}".strip())
         measured("billable_tokens_per_epoch", audit["billable_per_epoch"], where)
         measured("suspected_mislabeled", audit["suspected_mislabeled"], where)
     if compare:
@@ -240,6 +328,12 @@ def advise(
         measured("prompt_candidates", compare.get("prompt_candidates"), where)
     if curve:
         measured("projected_gain_doubling", curve["projected_gain_doubling"], f"curve {curve['id']}")
+    training = found["training"]
+    if training and training["still_improving"] is not None:
+        at = (f"best evaluation at step {training['best_step']} of {training['last_step']}"
+              if training["best_step"] is not None and training["last_step"] is not None else "")
+        measured("finetune_still_improving", training["still_improving"],
+                 f"run {training['run_id']} ({training['source']}{'; ' + at if at else ''})")
     measured("prompt_versions", found["prompt_versions"], "distinct prompt candidates across stored evaluations")
     measured("eval_span_days", found["eval_span_days"], "days between the first and last stored comparison")
     tuned = compare.get("best_finetuned") if compare else None
@@ -388,7 +482,7 @@ def _checks(facts, get, src, config: AdviseConfig):
         enough = False
     else:
         enough = True if consistent else None
-    ev_data = f"{_show(examples)} examples, agreement {_show(agreement)}"
+    ev_data = f"{get('examples_basis') or _show(examples) + ' examples'}, agreement {_show(agreement)}"
 
     latency = get("latency_floor_binding")
     p50 = get("baseline_latency_p50_ms")
@@ -441,7 +535,8 @@ def _checks(facts, get, src, config: AdviseConfig):
     label_ev = f"agreement {_show(agreement)}" + (f", {suspected} rows suspected mislabeled" if suspected else "")
     loses = [
         Check("a_few_examples", f"(a) fewer than {config.floor_examples:,} examples",
-              None if examples is None else examples < config.floor_examples, f"{_show(examples)} examples", src("examples")),
+              None if examples is None else examples < config.floor_examples,
+              get("examples_basis") or f"{_show(examples)} examples", src("examples")),
         Check("b_inconsistent_labels", f"(b) inconsistent labels (agreement < {config.min_agreement:.0%})",
               None if agreement is None else agreement < config.min_agreement, label_ev, src("label_agreement")),
         Check("c_iteration_speed", "(c) iteration speed matters more than absolute quality (task changes weekly)",
@@ -467,10 +562,15 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
     for check in lose_true:
         because(f"lose signal {check.question}: {check.evidence}", check.source)
     examples = get("examples")
+    if get("examples_basis"):
+        because(f"examples counted: {get('examples_basis')}", src("examples"))
     gain, significant = get("finetune_gain"), get("finetune_significant")
     doubling = get("projected_gain_doubling")
+    more_data = doubling is not None and doubling > config.data_gain_margin
     if doubling is not None:
-        because(f"the learning curve projects {doubling:+.3f} from doubling the data", "measured")
+        because(f"the learning curve projects {doubling:+.3f} from doubling the data"
+                + (": more data would help, the fine-tune has not plateaued" if more_data else ""), "measured")
+    unfinished = get("finetune_still_improving") is True
 
     if get("classic_matches"):
         because(f"the classic classifier ({get('classic')}) matches the best LLM candidate: "
@@ -487,18 +587,28 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
                 because(f"only {examples:,} examples and a teacher does the task: distill more training data", "answered")
                 return "distill", VERDICTS["distill"], reasons
             if lose_true:
-                because("measured evidence outweighs the seed's priors here, but treat the lose signals as risks", "computed")
+                because("measured evidence outweighs the ROI guide's priors here, but treat the lose signals as risks", "computed")
             return "lora", "Fine-tune with LoRA (it beat the prompts on your eval set)", reasons
         because(f"the fine-tune ({get('best_finetuned')}) does not significantly beat the best prompt "
                 f"({gain:+.3f}; {facts['finetune_significant'].detail if 'finetune_significant' in facts else 'no test'})",
                 "measured")
+        if unfinished or more_data:
+            # An unfinished fine-tune losing to the prompt says little about fine-tuning: finish it first.
+            if unfinished:
+                because(f"the fine-tune was still improving at its last evaluation "
+                        f"({facts['finetune_still_improving'].detail}): its result against the prompt is not "
+                        "counted as a lose signal", "measured")
+                because("next: run a budgeted search (`tunewise train --search`) or add training data", "computed")
+                return "lora", "Finish the fine-tune: run a budgeted search (`tunewise train --search`) or add data", reasons
+            because("next: collect or distill more training data and train again; more data would help", "computed")
+            return "lora", "Add training data: the learning curve says more data would help the fine-tune", reasons
         if get("retrieval_helps") or get("needs_fresh_knowledge"):
             because("retrieval few-shot beats plain prompts" if get("retrieval_helps") else
                     "answers depend on changing facts: ground them with retrieval", src("retrieval_helps", "needs_fresh_knowledge"))
             return "retrieval", VERDICTS["retrieval"], reasons
         return "prompt", VERDICTS["prompt"], reasons
     if len(lose_true) >= 2:
-        because("two or more lose signals: the seed says stop, ship the prompt, revisit in 6 months", "computed")
+        because("two or more lose signals: stop, ship the prompt, revisit in 6 months", "computed")
         if get("retrieval_helps") or get("needs_fresh_knowledge"):
             return "retrieval", VERDICTS["retrieval"], reasons
         return "prompt", VERDICTS["prompt"], reasons

@@ -112,6 +112,10 @@ def audit_facts(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "rows": summary.get("rows"),
         "rows_rejected": summary.get("rows_rejected"),
+        "eval_rows": summary.get("eval_rows"),
+        # Unique rows after dedup (and, since readiness records `rows`, after decontamination too).
+        "unique_examples": readiness.get("examples"),
+        "decontaminated": "rows" in readiness,
         "agreement": labels.get("agreement"),
         "kappa": labels.get("kappa"),
         "is_classification": labels.get("is_classification"),
@@ -137,6 +141,35 @@ def curve_facts(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_progress(metrics: dict[str, Any] | None, steps: list[tuple[int, dict[str, Any]]] = ()) -> dict[str, Any]:
+    """Whether a training run was still improving at its last evaluation, and where its best evaluation was.
+
+    From `run.metrics` (`still_improving`, `best_step`, `steps`) when training wrote them, else from
+    the recorded steps `(step, values)`: still improving when the last periodic evaluation is strictly
+    the best so far (`eval_accuracy` when recorded at two steps or more, else `eval_loss`). None when
+    there are fewer than two evaluations to compare.
+
+    Example: run_progress({}, [(10, {"eval_loss": 0.9}), (20, {"eval_loss": 0.7})])["still_improving"] is True
+    """
+    metrics = metrics or {}
+    out: dict[str, Any] = {"still_improving": None, "best_step": metrics.get("best_step"),
+                           "last_step": metrics.get("steps"), "metric": None, "source": None}
+    if isinstance(metrics.get("still_improving"), bool):
+        out.update(still_improving=metrics["still_improving"], source="run metrics")
+        return out
+    periodic = [(step, values) for step, values in steps if not values.get("final")] or list(steps)
+    for key, sign in (("eval_accuracy", 1.0), ("eval_loss", -1.0)):
+        points = [(step, sign * float(values[key])) for step, values in periodic if isinstance(values.get(key), (int, float))]
+        if len(points) < 2:
+            continue
+        best_step, best = max(points, key=lambda p: (p[1], -p[0]))  # the first step that reached the best value
+        last_step, last = points[-1]
+        out.update(still_improving=last_step == best_step and all(v < last for _, v in points[:-1]),
+                   best_step=best_step, last_step=last_step, metric=key, source="recorded steps")
+        return out
+    return out
+
+
 def _count(value: Any) -> int | None:
     if value is None:
         return None
@@ -148,4 +181,4 @@ def _count(value: Any) -> int | None:
         return None
 
 
-__all__ = ["candidate_group", "compare_facts", "audit_facts", "curve_facts"]
+__all__ = ["candidate_group", "compare_facts", "audit_facts", "curve_facts", "run_progress"]

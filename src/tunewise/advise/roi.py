@@ -1,4 +1,4 @@
-"""The ROI model of seed 003: what a fine-tune costs in year 1, what it earns, and when it pays back.
+"""The ROI guide's model: what a fine-tune costs in year 1, what it earns, and when it pays back.
 
 Monthly inference cost is computed from unit prices (requests x tokens x $/M, with each provider's
 fine-tune markup, or GPU hours for self-hosted serving). A stated monthly cost is used only where
@@ -80,9 +80,9 @@ class RoiInputs(BaseModel):
     value_per_correct_usd: float | None = Field(None, ge=0, description="What one more correct answer is worth")
     cost_per_error_usd: float | None = Field(None, ge=0, description="What one wrong answer costs (same arithmetic)")
     labeling_hours: float = Field(0, ge=0, description="Hours of data preparation and labeling")
-    labeler_rate_usd: float = Field(40, ge=0, description="Fully loaded labeler $/hour (seed: $40, $80-150 specialized)")
+    labeler_rate_usd: float = Field(40, ge=0, description="Fully loaded labeler $/hour (the ROI guide: $40, $80-150 specialized)")
     eval_set_usd: float = Field(0, ge=0, description="Cost of building the held-out eval set")
-    iteration_runs: int = Field(4, ge=1, description="Training runs across iteration (seed: 3-5)")
+    iteration_runs: int = Field(4, ge=1, description="Training runs across iteration (the ROI guide: 3-5)")
     months: int = Field(12, ge=1, le=120, description="Horizon of the year-1 figures")
     plan_date: date | None = Field(None, description="When the training would happen (provider availability); default today")
 

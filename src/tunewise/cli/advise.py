@@ -147,7 +147,7 @@ def advise(
     evaluation: str | None = typer.Option(None, "--evaluation", help="Compare evaluation id (default: the latest)."),
     pricing_file: Path | None = typer.Option(None, "--pricing-file", help="Pricing rows that override the catalog."),
 ) -> None:
-    """Should you fine-tune? Walks seed 003's checklist and signals from the store's facts, asks for the rest, prices it, stores the Decision.
+    """Should you fine-tune? Walks the ROI guide's checklist and signals from the store's facts, asks for the rest, prices it, stores the Decision.
 
     Example: `tunewise advise --answers answers.yaml`
     """
