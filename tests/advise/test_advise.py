@@ -164,3 +164,112 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["roi", "--requests", "10", "--option", "gpt-5-minii"])
     assert "did you mean gpt-5-mini" in capsys.readouterr().err
+
+
+# -- counting unique examples, and fine-tunes that had not finished -------------------------------------
+
+
+def _chat(text, label):
+    import json
+
+    return json.dumps({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]})
+
+
+def _raw_file(tmp_path):
+    """60 distinct tickets, 15 exact copies of them, and 5 eval rows copied from train: 80 rows in the file."""
+    words = ["billing", "refund", "login", "shipping", "invoice", "password", "delivery", "account", "upgrade", "cancel"]
+    texts = [f"ticket {i}: my {words[i % 10]} problem started on day {i} at store {i * 7}" for i in range(60)]
+    rows = [_chat(t, words[i % 3]) for i, t in enumerate(texts)] + [_chat(texts[i], words[i % 3]) for i in range(15)]
+    rows += [_chat(f"another unrelated question number {i} about weather {i * 13}", words[i % 3]) for i in range(5)]
+    train = tmp_path / "raw.jsonl"
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    evaluation = tmp_path / "eval.jsonl"  # rows 50..54 of train leak into eval
+    evaluation.write_text("\n".join(_chat(texts[i], words[i % 3]) for i in range(50, 55)) + "\n", encoding="utf-8")
+    return train, evaluation
+
+
+def test_advice_counts_unique_examples_after_cleaning(store, tmp_path, tiny_model_dir):
+    from tunewise.data.audit import audit
+    from tunewise.data.clean import clean
+
+    train, evaluation = _raw_file(tmp_path)
+    audited = audit(train, eval_path=evaluation, model=str(tiny_model_dir), store=store, progress=False, mislabels=False)
+    # 80 rows - 15 copies - 5 contaminated rows = 60 unique, decontaminated examples.
+    assert audited.summary["rows"] == 80 and audited.summary["readiness"]["examples"] == 60
+    assert "60 unique examples (80 rows in the file)" in audited.summary["readiness"]["verdict"]
+    advice = advise(store, {}, today=TODAY, save=False)
+    assert advice.facts["examples"].value == 60
+    assert any("60 unique examples after dedup and decontamination (80 rows in the file)" in r["text"] for r in advice.reasons)
+
+    cleaned = clean(train, dedup=True, drop_contaminated=True, eval_path=evaluation)
+    assert cleaned.kept == 60 and cleaned.dataset_id
+    advice = advise(store, {}, today=TODAY, save=False)
+    assert advice.facts["examples"].value == 60 and cleaned.dataset_id in advice.facts["examples"].detail
+    assert any("60 unique examples after cleaning (80 rows in the file)" in r["text"] for r in advice.reasons)
+    data_check = next(c for c in advice.checklist if c.key == "data_10k_consistent")
+    assert data_check.evidence.startswith("60 unique examples after cleaning")
+
+
+def test_unique_examples_drops_contaminated_rows_then_one_per_cluster():
+    from tunewise.data.audit import unique_examples
+
+    assert unique_examples(10, [[0, 1, 2]], set()) == 8
+    assert unique_examples(10, [[0, 1, 2]], {5}) == 7
+    assert unique_examples(10, [[0, 1, 2]], {0, 1, 2}) == 7  # the whole cluster leaked: nothing of it is kept
+    assert unique_examples(10, [[0, 1, 2]], {0}) == 8  # the leaked row goes, one of the other two stays
+
+
+def _run_with_steps(store, losses, *, metrics=None):
+    run = store.create_run("lora", base_model="smollm2-135m", config={})
+    for step, loss in losses:
+        store.add_run_step(run.id, step, {"eval_loss": loss})
+    store.update_run(run.id, status="completed", metrics=metrics or {})
+    return run
+
+
+def test_a_fine_tune_still_improving_is_not_a_loss(store, tmp_path, answers_file):
+    run = _run_with_steps(store, [(10, 1.2), (20, 0.9), (30, 0.7)])
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.002, run_id=run.id)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    assert advice.facts["finetune_still_improving"].value is True
+    assert "recorded steps" in advice.facts["finetune_still_improving"].detail
+    assert advice.verdict == "lora" and "tunewise train --search" in advice.title
+    assert any("still improving at its last evaluation" in r["text"] and "not counted as a lose signal" in r["text"]
+               for r in advice.reasons)
+
+
+def test_a_finished_fine_tune_that_loses_keeps_the_prompt(store, tmp_path, answers_file):
+    run = _run_with_steps(store, [(10, 1.2), (20, 0.7), (30, 0.8)])  # best at step 20: it had stopped improving
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.002, run_id=run.id)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    assert advice.facts["finetune_still_improving"].value is False and advice.verdict == "prompt"
+
+
+def test_run_metrics_win_over_recorded_steps(store, tmp_path, answers_file):
+    run = _run_with_steps(store, [(10, 1.2), (20, 0.7), (30, 0.8)],
+                          metrics={"still_improving": True, "best_step": 40, "steps": 40})
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.002, run_id=run.id)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    fact = advice.facts["finetune_still_improving"]
+    assert fact.value is True and "run metrics" in fact.detail and "step 40 of 40" in fact.detail
+    assert advice.verdict == "lora"
+
+
+def test_a_curve_that_projects_a_gain_says_more_data_would_help(store, tmp_path, answers_file):
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.05)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    assert advice.verdict == "lora" and "more data would help" in advice.title
+    assert any("more data would help" in r["text"] for r in advice.reasons)
+
+
+def test_run_progress_from_steps():
+    from tunewise.advise.facts import run_progress
+
+    assert run_progress({}, [(10, {"eval_loss": 1.0})])["still_improving"] is None  # one evaluation: nothing to compare
+    rising = run_progress({}, [(10, {"eval_accuracy": 0.5, "eval_loss": 1.0}), (20, {"eval_accuracy": 0.6, "eval_loss": 1.1})])
+    assert rising["still_improving"] is True and rising["metric"] == "eval_accuracy"
+    flat = run_progress({}, [(10, {"eval_loss": 0.9}), (20, {"eval_loss": 0.9})])
+    assert flat["still_improving"] is False and flat["best_step"] == 10
+    # The final evaluation after training (best weights reloaded) is not a periodic one.
+    final = run_progress({}, [(10, {"eval_loss": 0.8}), (20, {"eval_loss": 0.9}), (20, {"eval_loss": 0.7, "final": True})])
+    assert final["still_improving"] is False
