@@ -47,6 +47,10 @@ class DemoPlan:
     # evaluation's time on a CPU, and a ticket's category shows in its first sentences.
     shot_max_chars: int = 300
     eval_limit: int | None = None
+    # The LoRA run's time budget (`tunewise train --time-budget 4`): the step count that fits is measured.
+    train_minutes: float = 4.0
+    # Learning-curve points train one epoch each (`tunewise eval curve --epochs 1`) to keep the demo near 15 minutes.
+    curve_epochs: float = 1.0
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -210,12 +214,15 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     def train_lora() -> tuple[Any, str]:
         from tunewise.train import demo_train_config, train
 
-        config = demo_train_config(str(train_path), str(data["eval"]), model=plan.model, max_train_examples=plan.train_examples,
-                                   **plan.train_overrides)
+        # No eval_dataset: the recipe holds rows of the training file out to pick the best checkpoint, so the
+        # eval set of step 6 stays unseen until the comparison.
+        config = demo_train_config(str(train_path), None, model=plan.model, max_train_examples=plan.train_examples,
+                                   time_budget_minutes=plan.train_minutes, **plan.train_overrides)
         run = train(config, store=store)
         metrics = run.metrics or {}
-        return run, (f"LoRA run {run.id}: {metrics.get('train_examples', plan.train_examples)} examples, train loss "
-                     f"{_num(metrics.get('train_loss'))}, eval loss {_num(metrics.get('eval_loss'))}, "
+        return run, (f"LoRA run {run.id}: {metrics.get('train_examples', plan.train_examples)} examples, {metrics.get('steps')} steps, "
+                     f"train loss {_num(metrics.get('train_loss'))}, held-out loss {_num(metrics.get('eval_loss'))}, "
+                     f"held-out accuracy {_num(metrics.get('eval_accuracy'))} (best at step {metrics.get('best_step')}), "
                      f"{_num(metrics.get('tokens_per_second'), '{:.0f}')} tokens/s")
 
     run = steps.run(5, "Train a LoRA adapter", train_lora)
@@ -247,7 +254,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     def curve() -> tuple[dict, str]:
         from tunewise.evaluate.config import EvalConfig
         from tunewise.evaluate.curve import learning_curve
-        from tunewise.train import demo_train_config, train
+        from tunewise.train import TrainConfig, train
 
         def train_or_reuse(config, **kwargs):
             # The LoRA run of step 5 is the curve's point at its size: same data, settings and seed.
@@ -255,8 +262,9 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
                 return run
             return train(config, **kwargs)
 
-        # No eval-loss pass inside each curve run: the curve's score is the held-out accuracy below.
-        base = demo_train_config(str(train_path), None, model=plan.model, **plan.train_overrides)
+        # Each point: the recipe with one epoch and nothing held out (the curve scores the eval set itself),
+        # as `tunewise eval curve --epochs 1` trains them.
+        base = TrainConfig(dataset=str(train_path), model=plan.model, epochs=plan.curve_epochs, holdout=0, **plan.train_overrides)
         fitted = learning_curve(train_path, data["eval"], list(plan.curve_sizes), base_config=base, store=store,
                                 train_fn=train_or_reuse,
                                 eval_config=EvalConfig(system_prompt=SYSTEM_PROMPT, decoding="constrained"),

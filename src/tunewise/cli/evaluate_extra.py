@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Optional
+
 import typer
 
 from tunewise.console import console
@@ -34,6 +36,7 @@ def curve_command(
     sizes: str = typer.Option("50,100,250,500", "--sizes", help="Training-set sizes, comma-separated (at least two; four or more for a saturating fit)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N eval rows (a quick look)."),
     allow_contamination: bool = typer.Option(False, "--allow-contamination", help="Evaluate even when eval rows also appear in the training data."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.01, help="Epochs per point (empty: the training recipe picks them from each point's size)."),
 ) -> None:
     """Train a LoRA at each training-set size, evaluate each, fit a saturating curve and project the gain from doubling the data.
 
@@ -42,8 +45,11 @@ def curve_command(
     from tunewise.config import load_config
     from tunewise.evaluate.curve import learning_curve
 
+    config = load_config()
+    # The workspace's train settings, nothing held out (the curve scores each point on --eval itself).
+    base = config.train.model_copy(update={"dataset": str(data), "holdout": 0, **({"epochs": epochs} if epochs else {})})
     results = learning_curve(
-        data, eval_path, _sizes(sizes), eval_config=load_config().eval, limit=limit, allow_contamination=allow_contamination
+        data, eval_path, _sizes(sizes), base_config=base, eval_config=config.eval, limit=limit, allow_contamination=allow_contamination
     )
     for size, score in zip(results["sizes"], results["scores"]):
         console.print(f"{size:>7,} examples  {results['metric']} {score:.3f}")

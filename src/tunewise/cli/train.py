@@ -36,6 +36,8 @@ def train_command(
     method: Optional[str] = typer.Option(None, "--method", help=_help("method")),
     epochs: Optional[float] = typer.Option(None, "--epochs", help=_help("epochs")),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=_help("max_steps")),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help=_help("time_budget_minutes")),
+    holdout: Optional[int] = typer.Option(None, "--holdout", help=_help("holdout")),
     lr: Optional[float] = typer.Option(None, "--lr", help=_help("learning_rate")),
     lr_scheduler: Optional[str] = typer.Option(None, "--lr-scheduler", help=_help("lr_scheduler")),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help=_help("warmup_ratio")),
@@ -75,7 +77,12 @@ def train_command(
 ) -> None:
     """Fine-tune a model: local LoRA / QLoRA / full SFT (TRL + PEFT), a managed provider job, or many GPUs via accelerate.
 
-    Example: `tunewise train --data train.jsonl --eval-data eval.jsonl --max-train-examples 400 --epochs 1`
+    Settings you leave out are chosen by the training recipe from the model, the data and the hardware;
+    the run prints them with the reason for each, and saves them in its config.yaml and recipe.json.
+
+    Example: `tunewise train --data train.jsonl --max-train-examples 1000 --time-budget 15`
+
+    Example: `tunewise train --data train.jsonl --eval-data dev.jsonl --epochs 2 --lr 5e-4`
 
     Example: `tunewise train --config train.yaml --lora-r 8 --lr 1e-3`
 
@@ -101,6 +108,7 @@ def train_command(
     config = with_overrides(
         _base_config(config_file),
         dataset=data, eval_dataset=eval_data, model=model, method=method, epochs=epochs, max_steps=max_steps,
+        time_budget_minutes=time_budget, holdout=holdout,
         learning_rate=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
         gradient_accumulation=grad_accum, max_seq_length=max_seq_length, packing=packing, lora_r=lora_r,
         lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets, lora_layers=lora_layers,

@@ -65,9 +65,10 @@ def learning_curve(
         except ImportError as exc:
             raise EvaluationError("tunewise.evaluate.evaluate is not available in this install") from exc
     if base_config is None:
-        from tunewise.train import demo_train_config
+        from tunewise.train import TrainConfig
 
-        base_config = demo_train_config(str(train_path), str(eval_path))
+        # The recipe trains each point; nothing is held out, since the curve scores every point on eval_path.
+        base_config = TrainConfig(dataset=str(train_path), holdout=0)
     if eval_config is None and limit is not None:
         from tunewise.evaluate.config import EvalConfig
 

@@ -11,6 +11,7 @@ time, tokens, peak memory, cost). A killed run resumes from its last checkpoint 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from tunewise.train.config import TrainConfig
 from tunewise.train.data import Example, Tokenized, check_examples, read_chat_jsonl, stratified_subset, tokenize
 
 CONFIG_FILE = "config.yaml"
+RECIPE_FILE = "recipe.json"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class PreparedData:
     eval_path: Path | None = None
     eval_dataset_id: str | None = None
     eval: Tokenized | None = None
+    held_out: int = 0  # rows of the training file held out to score the run (no eval_dataset given)
+    task_type: str = "text"
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -58,12 +62,16 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
         output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
         config = config.model_copy(update={"output_dir": str(output_dir)})
         tokenizer, model_folder = _tokenizer_for(config)
-        data = prepare_data(config, tokenizer, store)
         _check_causal_lm(model_folder, config)
+        data, config, recipe = prepare_data(config, tokenizer, store, model_folder=model_folder)
+        if progress:
+            print_recipe(recipe, data)
         from tunewise.config import save_config
 
         output_dir.mkdir(parents=True, exist_ok=True)
         config_path = save_config(config, output_dir / CONFIG_FILE)
+        recipe_path = output_dir / RECIPE_FILE
+        recipe_path.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n", encoding="utf-8")
         store.create_run(
             config.method,
             base_model=config.model,
@@ -74,7 +82,7 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
             output_dir=str(output_dir),
             run_id=run_id,
         )
-        store.update_run(run_id, artifacts={"config": str(config_path)})
+        store.update_run(run_id, artifacts={"config": str(config_path), "recipe": str(recipe_path)})
         return _execute(config, data, tokenizer, model_folder, store, run_id, resume_from=None, progress=progress, callbacks=callbacks)
     finally:
         if own:
@@ -96,7 +104,7 @@ def resume(run_id: str, *, store=None, progress: bool = True, callbacks: list | 
         config = TrainConfig.model_validate(run.config)
         checkpoint = last_checkpoint(Path(run.output_dir or config.output_dir or ""))
         tokenizer, model_folder = _tokenizer_for(config)
-        data = prepare_data(config, tokenizer, store)
+        data, config, _ = prepare_data(config, tokenizer, store, model_folder=model_folder)
         if run.dataset_hash and data.train_hash != run.dataset_hash:
             raise TrainingError(
                 f"{data.train_path}: the file changed since run {run.id} started (content hash differs); "
@@ -169,28 +177,66 @@ def resolve_dataset(ref: str, store) -> tuple[Path, str | None]:
     return Path(record.path), record.id
 
 
-def prepare_data(config: TrainConfig, tokenizer, store) -> PreparedData:
-    """Read, check, subset and tokenize the training (and eval) data; raises one-line errors."""
+def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path | None = None, device: str | None = None):
+    """Read and check the data, let the recipe fill the empty settings, hold out, subset and tokenize.
+
+    Returns `(data, config, recipe)`: `config` has every recipe setting filled in (what the run saves).
+    """
     from tunewise.store import file_hash
+    from tunewise.train.recipe import choose_recipe, describe_data, describe_model
 
     train_path, train_id = resolve_dataset(config.dataset, store)
     examples = read_chat_jsonl(train_path)
     check_examples(examples, train_path)
+    limit = config.max_seq_length or 1 << 20
+    # The recipe reads token lengths; a seeded sample of 2,000 rows gives them without tokenizing a big file twice.
+    sample = stratified_subset(examples, min(len(examples), 2_000), config.seed)
+    lengths = [len(ids) for ids in tokenize(sample, tokenizer, max_seq_length=limit, assistant_only=config.assistant_only_loss, path=train_path).input_ids]
+    model_shape = describe_model(model_folder) if model_folder is not None else None
+    recipe = choose_recipe(
+        config, model=model_shape or _unknown_model(), data=describe_data(lengths, [ex.label for ex in examples]),
+        device=device or _device(),
+    )
+    config = recipe.apply(config)
+    held: list[Example] = []
+    if not config.eval_dataset and config.holdout:
+        held = stratified_subset(examples, min(config.holdout, len(examples) - 1), config.seed + 1)
+        taken = {ex.line for ex in held}
+        examples = [ex for ex in examples if ex.line not in taken]
     chosen = stratified_subset(examples, config.max_train_examples, config.seed)
     train_tok = tokenize(
         chosen, tokenizer, max_seq_length=config.max_seq_length, assistant_only=config.assistant_only_loss, path=train_path
     )
     data = PreparedData(train_path, file_hash(train_path), train_id, train_tok, chosen)
+    data.task_type = recipe.data.task_type if recipe.data else "text"
     if config.eval_dataset:
         eval_path, eval_id = resolve_dataset(config.eval_dataset, store)
         eval_examples = read_chat_jsonl(eval_path)
         check_examples(eval_examples, eval_path)
         eval_examples = stratified_subset(eval_examples, config.max_eval_examples, config.seed)
         data.eval_path, data.eval_dataset_id = eval_path, eval_id
+    elif held:
+        eval_examples, eval_path = stratified_subset(held, config.max_eval_examples, config.seed), train_path
+        data.eval_path, data.eval_dataset_id, data.held_out = train_path, train_id, len(held)
+    else:
+        eval_examples = []
+    if eval_examples:
         data.eval = tokenize(
             eval_examples, tokenizer, max_seq_length=config.max_seq_length, assistant_only=config.assistant_only_loss, path=eval_path
         )
-    return data
+    return data, config, recipe
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _unknown_model():
+    from tunewise.train.recipe import ModelShape
+
+    return ModelShape(parameters=135_000_000, layers=30, hidden_size=576, max_positions=None, model_type="unknown")
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -209,16 +255,26 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     started = time.perf_counter()
     trainer = None
     recorder = None
+    heldout = None
+    budget: dict[str, Any] = {}
     try:
         trainer = build_trainer(config, data, tokenizer, model_folder, hardware)
         recorder = RunRecorder(store, run_id, progress=progress, token_counter=lambda: getattr(trainer, "_total_train_tokens", 0))
         trainer.add_callback(recorder)
+        if config.time_budget_minutes and resume_from is None:
+            budget = fit_to_budget(trainer, config, data)
+            store.add_run_step(run_id, 0, {"time_budget": budget})
+        heldout = _heldout_callback(trainer, config, data, tokenizer, budget)
+        if heldout is not None:
+            trainer.add_callback(heldout)
         for callback in callbacks:
             trainer.add_callback(callback)
         if resume_from is not None:
             # the token counter is not part of HF's checkpoint; restore it from the trainer state's log history
             trainer._total_train_tokens = _tokens_at_checkpoint(resume_from)
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if heldout is not None:
+            heldout.finish(trainer.model, trainer.state.global_step)
     except KeyboardInterrupt:
         store.update_run(run_id, status="cancelled", error="interrupted; resume with `tunewise train --resume " + run_id + "`",
                          wall_seconds=previous_wall + time.perf_counter() - started)
@@ -231,6 +287,8 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
         if isinstance(exc, TunewiseError):
             raise
         raise TrainingError(message) from exc
+    if recorder is not None:
+        recorder.close()
     wall = previous_wall + time.perf_counter() - started
 
     artifacts = dict((store.get_run(run_id).artifacts or {}))
@@ -238,7 +296,8 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     key = "model" if config.method == "full" else "adapter"
     target = output_dir / key
     # Trainer.save_model gathers FSDP/DeepSpeed shards, writes on the main process only, and saves a
-    # PEFT model as its adapter (safetensors); every process must call it.
+    # PEFT model as its adapter (safetensors); every process must call it. The held-out callback has
+    # put the best-scoring weights back, so this saves the best checkpoint, not the last one.
     trainer.save_model(str(target))
     artifacts[key] = str(target)
     if trainer.is_world_process_zero():
@@ -247,25 +306,27 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
         (target / "tunewise-base.txt").write_text(config.model + "\n", encoding="utf-8")
 
     metrics: dict[str, Any] = {"train_loss": round(float(result.training_loss), 6)}
-    if data.eval is not None:
-        if recorder is not None:
-            recorder.close()
-        eval_metrics = trainer.evaluate()
-        metrics["eval_loss"] = round(float(eval_metrics["eval_loss"]), 6)
-        store.add_run_step(run_id, trainer.state.global_step, {"eval_loss": metrics["eval_loss"], "final": True})
+    if heldout is not None:
+        metrics.update(heldout.summary())
+        metrics["eval_source"] = "held out of the training file" if data.held_out else "eval_dataset"
     tokens_seen = int(getattr(trainer, "_total_train_tokens", 0))
     train_seconds = float(result.metrics.get("train_runtime", wall))
     metrics.update(
         tokens_per_second=round(tokens_seen / max(wall - previous_wall, 1e-9) if resume_from else tokens_seen / max(train_seconds, 1e-9), 1),
         train_examples=len(data.train.input_ids),
+        held_out=data.held_out,
+        task_type=data.task_type,
         tokens_seen=tokens_seen,
         steps=trainer.state.global_step,
+        planned_steps=trainer.state.max_steps,
         epochs=round(float(trainer.state.epoch or 0), 4),
         dropped_too_long=data.train.dropped_too_long,
         device=hardware.device,
         precision=hardware.precision,
         threads=torch.get_num_threads(),
     )
+    if budget:
+        metrics["time_budget"] = budget
     hourly = config.hourly_usd if config.hourly_usd is not None else _hourly_usd()
     peak = fast.peak_memory_mb(hardware.device)
     run = store.update_run(
@@ -281,6 +342,90 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     )
     del trainer
     return run
+
+
+def _heldout_callback(trainer, config, data: PreparedData, tokenizer, budget: dict):
+    """The callback that scores the eval rows during training (None without eval rows)."""
+    if data.eval is None:
+        return None
+    from tunewise.train.heldout import HeldOutCallback, LabelTrie, label_sequences
+
+    planned = trainer.args.max_steps if trainer.args.max_steps > 0 else _planned_steps(trainer, config, data)
+    eval_steps = config.eval_steps or max(1, planned // 5)
+    trie = LabelTrie(label_sequences(data.train.labels)) if data.task_type == "classification" else None
+    deadline = None
+    if budget.get("train_seconds"):
+        deadline = time.monotonic() + budget["train_seconds"]
+
+    def record(result) -> None:
+        # Trainer.log reaches every callback's on_log: the run recorder stores the step and shows it.
+        trainer.log(result.as_log())
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return HeldOutCallback(
+        data.eval.input_ids, data.eval.labels, pad_id=pad, trie=trie, eval_steps=eval_steps,
+        patience=config.early_stopping_patience, deadline=deadline, batch_size=max(8, config.batch_size), on_score=record,
+    )
+
+
+def _planned_steps(trainer, config, data: PreparedData) -> int:
+    import math
+
+    per_epoch = math.ceil(len(data.train.input_ids) / (config.batch_size * config.gradient_accumulation))
+    return max(1, int(math.ceil(per_epoch * config.epochs)))
+
+
+def fit_to_budget(trainer, config, data: PreparedData) -> dict[str, Any]:
+    """Set the run's step count so that training and its evaluations fit `time_budget_minutes`.
+
+    Three probe steps (one to warm up, two timed) through the trainer's own training step give
+    seconds per padded token; the run's batches, grouped by length, pad little, so a step costs about
+    its real tokens. The gradients of the probe are discarded. A deadline callback still stops the
+    run at the budget if the estimate was optimistic.
+    """
+    import random
+
+    budget_s = config.time_budget_minutes * 60
+    started = time.perf_counter()
+    rng = random.Random(config.seed)
+    rows = list(range(len(data.train.input_ids)))
+    timed_tokens, timed_seconds = 0, 0.0
+    model = trainer.model
+    model.train()
+    for probe in range(3):
+        pick = rng.sample(rows, min(config.batch_size, len(rows)))
+        batch = trainer.data_collator([{"input_ids": data.train.input_ids[i], "labels": data.train.labels[i]} for i in pick])
+        batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        t0 = time.perf_counter()
+        loss = trainer.compute_loss(model, batch)
+        loss.backward()
+        if probe:
+            timed_seconds += time.perf_counter() - t0
+            timed_tokens += int(batch["input_ids"].numel())
+    model.zero_grad(set_to_none=True)
+    trainer._total_train_tokens = 0
+    for values in getattr(trainer, "_metrics", {}).values():
+        values.clear()
+    per_token = timed_seconds / max(timed_tokens, 1)
+    mean_tokens = sum(data.train.lengths) / max(len(data.train.lengths), 1)
+    step_seconds = per_token * mean_tokens * config.batch_size * config.gradient_accumulation * 1.05
+    eval_tokens = sum(data.eval.lengths) if data.eval is not None else 0
+    evals = 6 if data.eval is not None else 0  # five scheduled and the last one
+    eval_seconds = evals * per_token * eval_tokens * 0.4  # forward only: about a third of a step's compute, plus padding
+    probe_seconds = time.perf_counter() - started
+    train_seconds = max(budget_s - probe_seconds, step_seconds)
+    steps = max(1, int((train_seconds - eval_seconds) / step_seconds))
+    planned = _planned_steps(trainer, config, data)
+    steps = min(steps, planned)
+    trainer.args.max_steps = steps
+    return {
+        "minutes": config.time_budget_minutes,
+        "probe_seconds_per_step": round(step_seconds, 3),
+        "probe_tokens_per_second": round(1 / per_token, 1) if per_token else None,
+        "steps": steps,
+        "epochs_at_most": config.epochs,
+        "train_seconds": round(train_seconds, 1),
+    }
 
 
 def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_folder: Path, hardware):
@@ -329,21 +474,7 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
         model = get_peft_model(model, peft_config)
 
     train_ds = datasets.Dataset.from_dict({"input_ids": data.train.input_ids, "labels": data.train.labels})
-    eval_ds = None
-    if data.eval is not None:
-        eval_ds = datasets.Dataset.from_dict({"input_ids": data.eval.input_ids, "labels": data.eval.labels})
-
-    eval_strategy = "no"
-    eval_steps = None
-    if eval_ds is not None:
-        eval_strategy = "steps" if config.eval_steps else "epoch"
-        eval_steps = config.eval_steps
     save_steps = config.save_steps
-    early = config.early_stopping_patience is not None and eval_ds is not None
-    if early:
-        eval_strategy = "steps"
-        eval_steps = eval_steps or save_steps
-        save_steps = eval_steps * max(1, round(save_steps / eval_steps))  # best-model tracking needs aligned saves
 
     padding_free = fast.padding_free_ok(config, hardware, attn)
     args = SFTConfig(
@@ -361,11 +492,7 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
         save_strategy="steps",
         save_steps=save_steps,
         save_total_limit=config.save_total_limit,
-        eval_strategy=eval_strategy,
-        eval_steps=eval_steps,
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
-        greater_is_better=False if early else None,
+        eval_strategy="no",  # HeldOutCallback scores the eval rows: loss and task accuracy in one pass
         seed=config.seed,
         data_seed=config.seed,
         bf16=hardware.precision == "bf16",
@@ -384,14 +511,7 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
         dataset_num_proc=None,
         save_only_model=False,
     )
-    callbacks = []
-    if early:
-        from transformers import EarlyStoppingCallback
-
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer, callbacks=callbacks
-    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)  # our Rich display replaces the printed log dicts
     trainer.remove_callback(ProgressCallback)
     if torch.cuda.is_available() and hardware.device == "cuda":
@@ -400,6 +520,31 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def print_recipe(recipe, data: PreparedData) -> None:
+    """The settings of this run, who chose each (you or the recipe) and why, as one table on stderr."""
+    from rich.table import Table
+
+    from tunewise.console import err_console
+
+    shape = recipe.data
+    title = "Training recipe"
+    if shape is not None and recipe.model is not None:
+        task = f"{shape.task_type}" + (f", {shape.n_classes} classes" if shape.n_classes else "")
+        title += (f": {recipe.model.parameters / 1e6:,.0f}M-parameter model, {recipe.model.layers} blocks; "
+                  f"{shape.examples:,} examples ({task}), median {shape.p50_tokens} tokens")
+    table = Table(title=title, title_justify="left")
+    for name in ("setting", "value", "from", "why"):
+        table.add_column(name, overflow="fold")
+    for setting, value, source, reason in recipe.rows():
+        table.add_row(setting, value, source, reason)
+    err_console.print(table)
+    if data.held_out:
+        err_console.print(f"Holding out {data.held_out} of the training rows to score the run (stratified); "
+                          f"training on {len(data.train.input_ids):,}.", highlight=False)
+
+
 
 
 def _linear_module_names(model) -> list[str]:
