@@ -83,7 +83,7 @@ def test_label_stop_and_constrained_decoding(lively_model):
 
 def test_specs_parse_and_refuse():
     spec = parse_spec("few-shot:smollm2-135m?k=4")
-    assert (spec.kind, spec.target, spec.params) == ("few-shot", "smollm2-135m", {"k": 4})
+    assert (spec.kind, spec.target, spec.params) == ("few-shot", "smollm2-135m", {"k": 4, "decoding": "free"})
     assert parse_spec("knn-few-shot:m").name == "knn-few-shot:m?k=8"
     endpoint = parse_spec("endpoint:http://localhost:8000/v1#gpt-4o-mini")
     assert (endpoint.target, endpoint.model) == ("http://localhost:8000/v1", "gpt-4o-mini")

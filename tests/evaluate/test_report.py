@@ -46,12 +46,12 @@ def make_evaluation(store, folder: Path, *, rows: int = 30, task_type: str = "cl
         "verdicts": {TUNED: VERDICT, "classic:tfidf": "no significant difference between classic and zero-shot"},
         "outputs_path": str(outputs_path),
         "candidates": [
-            {"name": BASELINE, "spec": BASELINE, "kind": "zero-shot", "run_id": None, "status": "completed",
+            {"name": BASELINE, "spec": BASELINE, "kind": "zero-shot", "decoding": "free", "run_id": None, "status": "completed",
              "metrics": {"accuracy": metric(0.5, 0.33, 0.67), "macro_f1": metric(0.48, 0.3, 0.64)},
              "operations": {"latency_p50_ms": 41.2, "latency_p95_ms": 88.0, "tokens_in_mean": 120, "tokens_out_mean": 3.1,
                             "requests_per_second": 24.0, "cost_per_1k_usd": 0.0123, "cost_basis": "local CPU at $0.40/h"},
              "comparison": None},
-            {"name": TUNED, "spec": TUNED, "kind": "adapter", "run_id": None, "status": "completed",
+            {"name": TUNED, "spec": TUNED, "kind": "adapter", "decoding": "constrained", "run_id": None, "status": "completed",
              "metrics": {"accuracy": metric(0.9, 0.8, 1.0), "macro_f1": metric(0.89, 0.77, 0.98)},
              "operations": {"latency_p50_ms": 39.0, "latency_p95_ms": 70.5, "tokens_in_mean": 60, "tokens_out_mean": 2.0,
                             "requests_per_second": 25.0, "cost_per_1k_usd": 0.0101, "cost_basis": "local CPU at $0.40/h"},
@@ -104,8 +104,9 @@ def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, 
     assert "0.900" in page and "0.800–1.000" in page and "+40.0 pts" in page and "&lt;0.001" in page
     assert "failed: connection refused after 3 retries" in page
     assert "- no significant difference between classic and zero-shot" in md
-    assert f"| **{TUNED}** | adapter | 0.900 | 0.800–1.000 | +40.0 pts | +25.0 pts to +55.0 pts | <0.001 | yes |" in md
-    assert "| zero-shot:tiny | zero-shot | 0.500 |" in md and "baseline |" in md
+    assert f"| **{TUNED}** | adapter | constrained | 0.900 | 0.800–1.000 | +40.0 pts | +25.0 pts to +55.0 pts | <0.001 | yes |" in md
+    assert "| zero-shot:tiny | zero-shot | free | 0.500 |" in md and "baseline |" in md
+    assert "| endpoint:http://127.0.0.1:9/v1#m | endpoint | – |" in md  # decoding is a local model's setting
     # Plots are embedded, and written beside the Markdown that links them.
     assert page.count("src='data:image/png;base64,") >= 3  # candidates, confusion, curve
     for name in ("report-candidates.png", "report-confusion.png", "report-curve.png"):

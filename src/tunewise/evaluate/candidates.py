@@ -105,8 +105,13 @@ def prompts_for(spec: CandidateSpec, task: Task, rows: list[Example], train: lis
     return prompts
 
 
-def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: EvalConfig, *, hardware: str, on_rows=None) -> Replies:
-    """Batched greedy generation; classification stops as soon as a label is complete."""
+def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: EvalConfig, *, hardware: str,
+              decoding: str | None = None, on_rows=None) -> Replies:
+    """Batched greedy generation; classification stops as soon as a label is complete.
+
+    `decoding` ('free' or 'constrained', the candidate's own; default `config.decoding`) only matters for
+    classification: constrained lets the model spell nothing but a label.
+    """
     from tunewise.evaluate.generation import generate_batched, label_token_budget
 
     labels = task.labels if task.type == "classification" else None
@@ -114,7 +119,7 @@ def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: E
     started = time.perf_counter()
     gens = generate_batched(
         model, tokenizer, prompts, max_new_tokens=budget, batch_size=config.batch_size, labels=labels,
-        decoding=config.decoding, on_batch=on_rows,
+        decoding=decoding or config.decoding, on_batch=on_rows,
     )
     wall = time.perf_counter() - started
     basis = (

@@ -249,7 +249,7 @@ def _candidates(results: dict) -> Section:
     candidates = results.get("candidates") or []
     rate = _is_rate([_primary(c, metric).get("value") for c in candidates])
     best = best_candidate(results)
-    header = ["candidate", "kind", metric, "95% CI", f"diff vs {baseline or 'baseline'}", "diff 95% CI", "p-value", "significant"]
+    header = ["candidate", "kind", "decoding", metric, "95% CI", f"diff vs {baseline or 'baseline'}", "diff 95% CI", "p-value", "significant"]
     rows, classes = [], []
     for c in candidates:
         value = _primary(c, metric)
@@ -264,7 +264,7 @@ def _candidates(results: dict) -> Section:
         else:
             significant = "yes" if comparison["significant"] else "no"
         rows.append([
-            c.get("name", "?"), c.get("kind", ""), _num(value.get("value")), _interval(value.get("low"), value.get("high")),
+            c.get("name", "?"), c.get("kind", ""), c.get("decoding") or "–", _num(value.get("value")), _interval(value.get("low"), value.get("high")),
             _diff(comparison.get("diff"), rate), _interval(comparison.get("low"), comparison.get("high"), rate, diff=True),
             _p(comparison.get("p_value")), significant,
         ])
@@ -272,6 +272,8 @@ def _candidates(results: dict) -> Section:
     test = next((c["comparison"]["test"] for c in candidates if (c.get("comparison") or {}).get("test")), None)
     note = f"Paired test: {test}. " if test else ""
     note += "Intervals are bootstrap 95% intervals; the best candidate is in bold."
+    if any(c.get("decoding") == "constrained" for c in candidates):
+        note += " Constrained decoding lets a local model spell nothing but a label; free decoding generates and stops when a label is complete."
     lines = [v for v in (results.get("verdicts") or {}).values() if v]
     if len(lines) > 1:
         note_md = "\n".join(f"- {line}" for line in lines) + "\n\n"
@@ -280,7 +282,7 @@ def _candidates(results: dict) -> Section:
         note_md = note_html = ""
     md_rows = [[f"**{row[0]}**", *row[1:]] if css == "best" else row for row, css in zip(rows, classes)]
     md = f"## Candidates\n\n{_md_table(header, md_rows)}\n{note}\n\n{note_md}"
-    page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={2, 4, 6}, classes=classes)}<p class='note'>{esc(note)}</p>{note_html}"
+    page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={3, 5, 7}, classes=classes)}<p class='note'>{esc(note)}</p>{note_html}"
     images = {}
     chart = _bar_chart(candidates, metric)
     if chart:

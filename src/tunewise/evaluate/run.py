@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from tunewise.evaluate.candidates import CandidateFailed, ModelCache, Replies
 from tunewise.evaluate.config import EvalConfig
 from tunewise.evaluate.specs import CandidateSpec, parse_spec
 from tunewise.evaluate.tasks import Example, Task, detect_task, load_rows
+from tunewise.progress import ProgressLine
 
 PROMPT_KINDS = ("few-shot", "zero-shot", "knn-few-shot", "endpoint")
 
@@ -54,15 +54,16 @@ def evaluate(
 
     settings = load_config()
     config = config or settings.eval
-    specs = _parse_specs(candidates, baseline, config)
+    _parse_specs(candidates, baseline, config, None)  # a typo in a spec fails before any file is read
     rows = load_rows(eval_path)
     if config.limit:
         rows = rows[: config.limit]
     train = load_rows(train_path) if train_path else None
-    if train is None and (needing := [s.name for s in specs if s.needs_train]):
-        raise EvaluationError(f"{', '.join(needing)}: need a training set (--train TRAIN) for their examples")
     schema = _load_schema(schema_path) if schema_path else None
     task = detect_task(train, rows, task_type=task_type, schema=schema)
+    specs = _parse_specs(candidates, baseline, config, task)
+    if train is None and (needing := [s.name for s in specs if s.needs_train]):
+        raise EvaluationError(f"{', '.join(needing)}: need a training set (--train TRAIN) for their examples")
     contamination = _check_contamination(train, rows, config, allow_contamination, eval_path)
 
     own_store = store is None
@@ -81,8 +82,8 @@ def evaluate(
 
             retriever = Retriever(train or [])
         outcomes = []
-        with _progress_bar(progress) as bar:
-            for spec in specs:
+        for spec in specs:
+            with ProgressLine(f"eval {spec.name}", total=len(rows), unit="rows", enabled=progress) as bar:
                 outcomes.append(_run_one(spec, task, rows, train, config, cache, retriever, settings, hardware, indices, bar))
         results = _assemble(task, rows, specs, outcomes, config, baseline, indices)
         results.update(
@@ -100,30 +101,43 @@ def evaluate(
 # -- preparation -----------------------------------------------------------------------------------------
 
 
-def _parse_specs(candidates: list[str], baseline: str | None, config: EvalConfig) -> list[CandidateSpec]:
+def _parse(text: str, config: EvalConfig, task: Task | None) -> CandidateSpec:
+    """One spec with the evaluation's defaults; `eval.decoding` applies to classification only."""
+    classify = task is None or task.type == "classification"
+    spec = parse_spec(text, default_k=config.few_shot_k, default_decoding=config.decoding if classify else "free")
+    if not classify and spec.decoding == "constrained":
+        raise EvaluationError(
+            f"candidate {text!r}: constrained decoding spells one of the labels, and this eval set is a {task.type} task, "
+            "not classification: drop constrained=1"
+        )
+    return spec
+
+
+def _parse_specs(candidates: list[str], baseline: str | None, config: EvalConfig, task: Task | None) -> list[CandidateSpec]:
+    """The candidates (one per name) and the baseline; with `task` None only their spelling is checked."""
     if not candidates:
         raise EvaluationError("no candidates: pass at least one --candidate (e.g. zero-shot:smollm2-135m)")
     specs: list[CandidateSpec] = []
     for text in candidates:
-        spec = parse_spec(text, default_k=config.few_shot_k)
+        spec = _parse(text, config, task)
         if spec.name not in {s.name for s in specs}:
             specs.append(spec)
     if baseline:
-        wanted = _match_baseline(baseline, specs, config)
+        wanted = _match_baseline(baseline, specs, config, task)
         if wanted is None:
             # A baseline that is not among the candidates is evaluated too: a comparison needs its numbers.
-            specs.append(parse_spec(baseline, default_k=config.few_shot_k))
+            specs.append(_parse(baseline, config, task))
     return specs
 
 
-def _match_baseline(baseline: str, specs: list[CandidateSpec], config: EvalConfig) -> CandidateSpec | None:
+def _match_baseline(baseline: str, specs: list[CandidateSpec], config: EvalConfig, task: Task | None) -> CandidateSpec | None:
     for spec in specs:
         if baseline in (spec.spec, spec.name):
             return spec
     try:
-        name = parse_spec(baseline, default_k=config.few_shot_k).name
-    except EvaluationError:
-        raise EvaluationError(f"baseline {baseline!r}: not a candidate spec (e.g. few-shot:smollm2-135m?k=8)") from None
+        name = _parse(baseline, config, task).name
+    except EvaluationError as exc:
+        raise EvaluationError(str(exc).replace("candidate", "baseline", 1)) from None
     return next((s for s in specs if s.name == name), None)
 
 
@@ -185,44 +199,6 @@ def _preflight(specs: list[CandidateSpec], cache: ModelCache) -> None:
                 raise EvaluationError(f"{spec.name}: no run {spec.target!r} in the store and no such folder (list runs with `tunewise runs`)") from None
 
 
-class _NoBar:
-    def start(self, name: str, total: int):
-        return None
-
-    def stop(self):
-        pass
-
-
-class _RichBar:
-    def __init__(self, progress):
-        self.progress = progress
-
-    def start(self, name: str, total: int):
-        self.task = self.progress.add_task(name, total=total)
-        task = self.task
-        return lambda n: self.progress.advance(task, n)
-
-    def stop(self):
-        self.progress.stop_task(self.task)  # a failed candidate's clock stops with it
-
-
-def _progress_bar(enabled: bool):
-    if not enabled:
-        return nullcontext(_NoBar())
-    from contextlib import contextmanager
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from tunewise.console import err_console
-
-    @contextmanager
-    def bar():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as p:
-            yield _RichBar(p)
-
-    return bar()
-
-
 # -- running one candidate ---------------------------------------------------------------------------------
 
 
@@ -231,12 +207,11 @@ def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardwa
     from tunewise.evaluate import metrics
 
     outcome: dict = {"spec": spec, "run_id": None, "status": "completed", "error": None}
-    advance = bar.start(spec.name, len(rows))
+    advance = bar.advance
     try:
         if spec.kind == "classic":
             replies = run_.run_classic(task, rows, train or [], hardware=hardware)
-            if advance:
-                advance(len(rows))
+            advance(len(rows))
         elif spec.kind == "endpoint":
             prompts = run_.prompts_for(spec, task, rows, train, config, retriever)
             replies = run_.run_endpoint(spec, prompts, task, config, on_rows=advance)
@@ -247,9 +222,9 @@ def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardwa
             else:
                 model, tokenizer = cache.base(spec.target)
             prompts = run_.prompts_for(spec, task, rows, train, config, retriever)
-            replies = run_.run_local(model, tokenizer, prompts, task, config, hardware=hardware, on_rows=advance)
+            replies = run_.run_local(model, tokenizer, prompts, task, config, hardware=hardware, decoding=spec.decoding,
+                                     on_rows=advance)
     except CandidateFailed as exc:
-        bar.stop()
         outcome.update(status="failed", error=str(exc))
         return outcome
     judge = None
@@ -352,7 +327,7 @@ def _assemble(task: Task, rows: list[Example], specs, outcomes: list[dict], conf
     from tunewise.evaluate.metrics import primary_metric
 
     primary = primary_metric(task)
-    wanted = _match_baseline(baseline_text, specs, config) if baseline_text else None
+    wanted = _match_baseline(baseline_text, specs, config, task) if baseline_text else None
     base = _pick_baseline(outcomes, wanted, primary)
     verdicts: dict[str, str] = {}
     out = []
@@ -362,6 +337,9 @@ def _assemble(task: Task, rows: list[Example], specs, outcomes: list[dict], conf
             "name": spec.name, "spec": spec.spec, "kind": spec.kind, "run_id": o["run_id"], "status": o["status"],
             "metrics": {}, "operations": {}, "comparison": None,
         }
+        if spec.decoding is not None:
+            # Stored with the candidate, so that what is served later decodes as what was evaluated.
+            entry["decoding"] = spec.decoding
         if o["status"] != "completed":
             entry["error"] = o["error"]
             out.append(entry)
