@@ -37,7 +37,9 @@ def eval_command(
     train: Optional[Path] = typer.Option(None, "--train", help="Training set: few-shot examples, retrieval, classic:tfidf and the contamination check."),
     candidate: list[str] = typer.Option(
         [], "--candidate", "-c",
-        help="Repeatable: zero-shot:MODEL, few-shot:MODEL?k=8, knn-few-shot:MODEL?k=8, adapter:RUN, endpoint:URL#MODEL, classic:tfidf.",
+        help="Repeatable: zero-shot:MODEL, few-shot:MODEL?k=8, knn-few-shot:MODEL?k=8, adapter:RUN, endpoint:URL#MODEL, classic:tfidf. "
+        "A local model of a classification task also takes ?constrained=1 (only labels can be spelled), e.g. adapter:RUN?constrained=1; "
+        "without it eval.decoding decides.",
     ),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Candidate every other is compared with (default: the best-scoring prompt candidate; few-shot on a tie)."),
     task: str = typer.Option("auto", "--task", help="Task type: auto, classification, json or text."),

@@ -34,6 +34,6 @@ class EvalConfig(BaseModel):
     )
     decoding: Literal["free", "constrained"] = Field(
         "free",
-        description="Classification: 'free' generates greedily and stops when a label is complete; 'constrained' "
-        "only lets the model spell a label",
+        description="Classification, local candidates that give no ?constrained=: 'free' generates greedily and stops "
+        "when a label is complete; 'constrained' only lets the model spell a label",
     )
