@@ -204,18 +204,18 @@ def follow_job(
         while True:
             job = prov.retrieve_job(job_id)
             fresh = [event for event in prov.list_events(job_id) if event.key not in seen]
+            step, total = bar.completed, bar.total
             for event in fresh:
                 seen.add(event.key)
                 seq += 1
                 store.add_run_step(run_id, seq, _event_values(event))
-                if event.total_steps:
-                    bar.update(total=event.total_steps)
-                if event.step is not None:
-                    bar.update(event.step)
+                total = event.total_steps or total
+                step = event.step if event.step is not None else step
                 if event.level in {"error", "warn", "warning"}:
                     bar.note(f"[{'red' if event.level == 'error' else 'yellow'}]{prov.title}: {event.message}")
             last = fresh[-1].message if fresh else None
-            bar.update(label=f"{prov.title} {job_id}: {job.provider_status}" + (f" - {last}" if last else ""))
+            # One update a poll, so that a plain line shows the status and the step of the same moment.
+            bar.update(step, total=total, label=f"{prov.title} {job_id}: {job.provider_status}" + (f" - {last}" if last else ""))
             if job.done:
                 return job
             if poll.timeout is not None and time.monotonic() - started > poll.timeout:
