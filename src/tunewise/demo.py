@@ -35,7 +35,7 @@ class DemoPlan:
     # The LoRA run and the largest learning-curve point share these examples (the curve reuses the run);
     # 320 is the preset's measured choice (bench/RESULTS.md, "Training").
     train_examples: int = 320
-    # The seeds' "start with 50-100 examples", bracketed, plus the demo's run; measured to keep the demo
+    # The guide's "start with 50-100 examples", bracketed, plus the demo's run; measured to keep the demo
     # under 15 minutes on 2 cores (bench/RESULTS.md, "Demo").
     curve_sizes: tuple[int, ...] = (25, 50, 100, 320)
     # Eval rows per learning-curve point (the comparison of step 6 always uses the whole eval split).

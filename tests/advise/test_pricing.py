@@ -23,7 +23,7 @@ def test_catalog_is_dated_versioned_and_holds_every_seed_row():
     catalog = load_catalog()
     assert catalog.as_of == date(2026, 6, 20)
     assert catalog.version == 1
-    seed_rows = {r.name for r in catalog.rows if r.source == "seed-003"}
+    seed_rows = {r.name for r in catalog.rows if r.source == "roi-guide-2026"}
     assert {"gpt-5-mini", "gpt-5.4", "gpt-4o", "claude-haiku-4.5-bedrock", "gemini-2.5-flash-vertex",
             "llama-4-8b-together", "mistral-small-3", "deepseek-v3-distill-selfhosted"} <= seed_rows
     mini = catalog.get("gpt-5-mini")

@@ -185,7 +185,10 @@ def test_cli_curve_prints_the_projection(store, tmp_path, monkeypatch):
     def with_fakes(*args, **kwargs):
         from tunewise.train import TrainConfig
 
-        return real(*args, base_config=TrainConfig(model="tiny"), train_fn=train_fn, evaluate_fn=evaluate_fn, progress=False, **kwargs)
+        given = kwargs.pop("base_config")
+        assert given.holdout == 0  # the CLI holds nothing out: the curve scores each point on --eval
+        return real(*args, base_config=given.model_copy(update={"model": "tiny"}), train_fn=train_fn, evaluate_fn=evaluate_fn,
+                    progress=False, **kwargs)
 
     monkeypatch.setattr(curve, "learning_curve", with_fakes)
     result = CliRunner().invoke(cli_app(), ["eval", "curve", "--data", str(train), "--eval", str(train), "--sizes", "50,100,200,400"])

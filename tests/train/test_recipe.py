@@ -125,5 +125,26 @@ def test_time_budget_sets_the_step_count_from_a_measured_probe(tiny_model_dir, t
     run = train(config, store=store, progress=False)
     budget = run.metrics["time_budget"]
     assert budget["minutes"] == 0.05 and budget["probe_seconds_per_step"] > 0
-    assert run.metrics["steps"] <= budget["steps"] <= 5 * 25  # at most the recipe's epoch cap
+    assert run.metrics["steps"] <= budget["planned_steps_at_most"] <= 5 * 25  # at most the recipe's epoch cap
+    assert run.metrics["planned_steps"] == run.metrics["steps"] or run.metrics["stopped_at_time_budget"]
     assert run.wall_seconds < 60
+
+
+def test_search_ranks_trials_by_the_held_out_metric_and_records_each(tiny_model_dir, tmp_path, store):
+    from tunewise.train.config import TrainConfig
+    from tunewise.train.search import search
+
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(100, seed=7))
+    config = TrainConfig(model=str(tiny_model_dir), dataset=str(data), max_seq_length=64, lora_r=4, save_steps=1000,
+                         threads=1, time_budget_minutes=0.2)
+    result = search(config, store=store, progress=False)
+
+    rung0 = [t for t in result.trials if t["rung"] == 0]
+    assert sorted(t["learning_rate"] for t in rung0) == pytest.approx([5e-4, 1e-3, 2e-3])  # the recipe's rate x 0.5, 1, 2
+    assert len(result.trials) == 4 and sum(t["winner"] for t in result.trials) == 1
+    best0 = max(rung0, key=lambda t: (t["eval_accuracy"], -t["eval_loss"]))
+    assert next(t for t in result.trials if t["rung"] == 1)["learning_rate"] == best0["learning_rate"]
+    record = store.get_run(result.search_id)
+    assert record.kind == "search" and record.status == "completed" and record.metrics["winner"] == result.winner.id
+    for trial in result.trials:
+        assert store.get_run(trial["run_id"]).metrics["search_id"] == result.search_id

@@ -65,6 +65,7 @@ def train_command(
     padding_free: Optional[bool] = typer.Option(None, "--padding-free/--no-padding-free", help=_help("padding_free")),
     liger: Optional[bool] = typer.Option(None, "--liger/--no-liger", help=_help("use_liger")),
     torch_compile: Optional[bool] = typer.Option(None, "--torch-compile/--no-torch-compile", help=_help("torch_compile")),
+    search: bool = typer.Option(False, "--search", help="Try the recipe's learning rate x 0.5, 1, 2 (and epochs x 1, 2 without --time-budget), rank the trials by the held-out score, keep the winner; with --time-budget, successive halving inside it."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed or failed run (its id) from its last checkpoint; other settings are the run's own."),
     provider: Optional[str] = typer.Option(None, "--provider", help="Train at a managed provider (openai, together) instead of locally; key and base URL from the environment."),
     hp: Optional[list[str]] = typer.Option(None, "--hp", help="Provider hyperparameter KEY=VALUE (repeatable), e.g. --hp learning_rate_multiplier=2"),
@@ -83,6 +84,8 @@ def train_command(
     Example: `tunewise train --data train.jsonl --max-train-examples 1000 --time-budget 15`
 
     Example: `tunewise train --data train.jsonl --eval-data dev.jsonl --epochs 2 --lr 5e-4`
+
+    Example: `tunewise train --data train.jsonl --search --time-budget 15`
 
     Example: `tunewise train --config train.yaml --lora-r 8 --lr 1e-3`
 
@@ -140,9 +143,27 @@ def train_command(
         run = launch(config, strategy=strategy, num_processes=num_processes or _default_processes(), zero_stage=zero_stage)
         _print_run(run)
         return
+    if search:
+        from tunewise.train.search import search as run_search
+
+        result = run_search(config)
+        _print_search(result)
+        _print_run(result.winner)
+        return
     from tunewise.train import train
 
     _print_run(train(config))
+
+
+def _print_search(result) -> None:
+    table = Table(title=f"Search {result.search_id}: trials ranked by the held-out score", title_justify="left")
+    for name in ("run", "rung", "lr", "epochs", "minutes", "steps", "held-out accuracy", "held-out loss", ""):
+        table.add_column(name)
+    for t in result.trials:
+        table.add_row(t["run_id"], str(t["rung"]), f"{t['learning_rate']:g}", f"{t['epochs']:g}", f"{t['minutes']:.1f}" if t["minutes"] else "-",
+                      str(t["steps"]), "-" if t["eval_accuracy"] is None else f"{t['eval_accuracy']:.3f}",
+                      "-" if t["eval_loss"] is None else f"{t['eval_loss']:.4f}", "winner" if t["winner"] else "")
+    console.print(table)
 
 
 def runs_command(

@@ -1,6 +1,6 @@
 """The pricing catalog: what training and serving a fine-tune costs, per provider, with its date and source.
 
-The built-in catalog is `catalog.yaml` beside this module (seed-003's table as of 2026-06-20, plus
+The built-in catalog is `catalog.yaml` beside this module (the ROI guide's table as of 2026-06-20, plus
 clearly labelled rows from other sources and editable self-hosted examples). A user YAML file of the
 same shape overrides fields of existing rows or adds new ones.
 

@@ -35,7 +35,8 @@ class RunRecorder(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._progress is not None:
-            self._progress.update(state.global_step, stats=self._stats())
+            # total=: a time budget shortens the run once its real step time is measured
+            self._progress.update(state.global_step, total=state.max_steps, stats=self._stats())
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()

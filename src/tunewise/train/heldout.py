@@ -27,6 +27,7 @@ class Score:
     loss: float
     accuracy: float | None  # label-constrained, classification only
     exact_match: float  # free greedy decoding reproduces the whole reference reply
+    correct: list[bool] | None = None  # per row, in the order given: label-constrained (classification) else exact match
 
     def as_log(self) -> dict[str, float]:
         out = {"eval_loss": round(self.loss, 6), "eval_exact_match": round(self.exact_match, 4)}
@@ -75,6 +76,7 @@ def score(model, input_ids: list[list[int]], labels: list[list[int]], *, pad_id:
     device = next(model.parameters()).device
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     loss_sum, tokens, constrained_ok, exact_ok = 0.0, 0, 0, 0
+    correct = [False] * len(input_ids)
     was_training = model.training
     model.eval()
     try:
@@ -103,14 +105,17 @@ def score(model, input_ids: list[list[int]], labels: list[list[int]], *, pad_id:
                     per_row.setdefault(r, []).append(k)
                 for r in range(len(rows)):
                     positions = per_row.get(r, [])
-                    exact_ok += bool(positions) and all(best[k] == target_list[k] for k in positions)
+                    exact = bool(positions) and all(best[k] == target_list[k] for k in positions)
+                    exact_ok += exact
+                    correct[rows[r]] = exact
                     if trie is not None:
-                        constrained_ok += _constrained_correct(logits, positions, target_list, trie)
+                        correct[rows[r]] = _constrained_correct(logits, positions, target_list, trie)
+                        constrained_ok += correct[rows[r]]
     finally:
         if was_training:
             model.train()
     n = max(len(input_ids), 1)
-    return Score(step, loss_sum / max(tokens, 1), constrained_ok / n if trie is not None else None, exact_ok / n)
+    return Score(step, loss_sum / max(tokens, 1), constrained_ok / n if trie is not None else None, exact_ok / n, correct)
 
 
 def _constrained_correct(logits, positions: list[int], targets: list[int], trie: LabelTrie) -> bool:
@@ -222,3 +227,54 @@ class HeldOutCallback(TrainerCallback):
 
 
 __all__ = ["HeldOutCallback", "LabelTrie", "Score", "label_sequences", "score"]
+
+
+class BudgetCallback(TrainerCallback):
+    """Fit a run into its time budget from its own measured step time, not only from the probe.
+
+    The trainer is planned with an upper bound of steps. After `calibrate_at` steps the callback measures
+    the seconds per step (evaluation time excluded), works out how many steps fit in what is left, shortens
+    the learning-rate schedule to that count (so the rate still decays to its end) and stops there.
+    """
+
+    def __init__(self, deadline: float, *, heldout: HeldOutCallback | None = None, evaluations: int = 5, calibrate_at: int = 8):
+        self.deadline = deadline  # time.monotonic() value
+        self.heldout = heldout
+        self.evaluations = evaluations
+        self.calibrate_at = calibrate_at
+        self.stop_at: int | None = None
+        self._started: float | None = None
+        self._eval_before = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started = time.monotonic()
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        if self.stop_at is None and state.global_step >= self.calibrate_at and self._started is not None:
+            eval_spent = self.heldout.seconds if self.heldout else 0.0
+            per_step = (time.monotonic() - self._started - eval_spent) / state.global_step
+            per_eval = eval_spent / max(len(self.heldout.scores), 1) if self.heldout and self.heldout.scores else 0.0
+            left = self.deadline - time.monotonic() - per_eval * (self.evaluations + 1)
+            fitted = state.global_step + max(0, int(left / max(per_step, 1e-9)))
+            self.stop_at = max(state.global_step, min(state.max_steps, fitted))
+            _shorten_schedule(lr_scheduler, self.stop_at)
+            state.max_steps = self.stop_at
+            if self.heldout is not None:
+                self.heldout.eval_steps = max(1, self.stop_at // self.evaluations)
+        if self.stop_at is not None and state.global_step >= self.stop_at:
+            control.should_training_stop = True
+        return control
+
+
+def _shorten_schedule(scheduler, total_steps: int) -> None:
+    """Point a LambdaLR schedule built by transformers (linear, cosine, ...) at a new total step count."""
+    import functools
+
+    if scheduler is None or not hasattr(scheduler, "lr_lambdas"):
+        return
+    lambdas = []
+    for fn in scheduler.lr_lambdas:
+        if isinstance(fn, functools.partial) and "num_training_steps" in fn.keywords:
+            fn = functools.partial(fn.func, *fn.args, **{**fn.keywords, "num_training_steps": total_steps})
+        lambdas.append(fn)
+    scheduler.lr_lambdas = lambdas
