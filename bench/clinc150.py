@@ -188,8 +188,7 @@ def score_adapter(paths, folder: str) -> dict:
     trie = LabelTrie(label_sequences(tokenize(one_per_label, tokenizer, max_seq_length=512, assistant_only=True, path=paths["train"]).labels))
     test = tokenize(read_chat_jsonl(paths["test"]), tokenizer, max_seq_length=512, assistant_only=True, path=paths["test"])
     started = time.perf_counter()
-    constrained = score(model, test.input_ids, test.labels, pad_id=tokenizer.pad_token_id, trie=trie, batch_size=32)
-    free = score(model, test.input_ids, test.labels, pad_id=tokenizer.pad_token_id, trie=None, batch_size=32)
+    result = score(model, test.input_ids, test.labels, pad_id=tokenizer.pad_token_id, trie=trie, batch_size=32)
     rng = np.random.default_rng(0)
 
     def interval(flags):
@@ -197,7 +196,7 @@ def score_adapter(paths, folder: str) -> dict:
         boots = values[rng.integers(0, len(values), size=(2000, len(values)))].mean(axis=1)
         return {"value": float(values.mean()), "low": float(np.percentile(boots, 2.5)), "high": float(np.percentile(boots, 97.5))}
 
-    return {"constrained": interval(constrained.correct), "free": interval(free.correct), "rows": len(test.input_ids),
+    return {"constrained": interval(result.correct), "free": interval(result.exact), "rows": len(test.input_ids),
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -205,12 +204,21 @@ def evaluate_all(paths, arms: dict[str, dict], args, out: Path) -> dict:
     from tunewise.evaluate import evaluate
     from tunewise.evaluate.config import EvalConfig
 
-    scores = {name: score_adapter(paths, r["adapter"]) for name, r in arms.items()}
+    scores = {}
+    for name, r in arms.items():
+        cached = Path(r["adapter"]).parent / "score.json"  # each adapter is scored once, whatever later runs add
+        if not cached.exists():
+            cached.write_text(json.dumps(score_adapter(paths, r["adapter"]), indent=2))
+        scores[name] = json.loads(cached.read_text())
     results = {"candidates": []}
     started = time.perf_counter()
-    if not args.skip_baselines:
+    baselines = out / "baselines.json"
+    if baselines.exists():
+        results = json.loads(baselines.read_text())
+    elif not args.skip_baselines:
         results = evaluate(paths["test"], ["knn-few-shot:smollm2-135m?k=8", "classic:tfidf", "zero-shot:smollm2-135m"],
                            train_path=paths["train"], config=EvalConfig(), allow_contamination=True)
+        baselines.write_text(json.dumps(results, indent=2, default=str))
     results["_seconds"] = round(time.perf_counter() - started, 1)
     results["adapters"] = scores
     (out / "evaluation.json").write_text(json.dumps(results, indent=2, default=str))

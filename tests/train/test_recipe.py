@@ -148,3 +148,22 @@ def test_search_ranks_trials_by_the_held_out_metric_and_records_each(tiny_model_
     assert record.kind == "search" and record.status == "completed" and record.metrics["winner"] == result.winner.id
     for trial in result.trials:
         assert store.get_run(trial["run_id"]).metrics["search_id"] == result.search_id
+
+
+def test_a_shortened_schedule_still_decays_to_zero_at_its_new_end():
+    import torch
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    from tunewise.train.heldout import _shorten_schedule
+
+    for make in (get_linear_schedule_with_warmup, get_cosine_schedule_with_warmup):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = make(optimizer, 2, 100)
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+        _shorten_schedule(scheduler, 10)
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # step 10 of 10, not of 100

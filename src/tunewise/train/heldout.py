@@ -28,6 +28,7 @@ class Score:
     accuracy: float | None  # label-constrained, classification only
     exact_match: float  # free greedy decoding reproduces the whole reference reply
     correct: list[bool] | None = None  # per row, in the order given: label-constrained (classification) else exact match
+    exact: list[bool] | None = None  # per row: free greedy decoding reproduces the reply
 
     def as_log(self) -> dict[str, float]:
         out = {"eval_loss": round(self.loss, 6), "eval_exact_match": round(self.exact_match, 4)}
@@ -77,6 +78,7 @@ def score(model, input_ids: list[list[int]], labels: list[list[int]], *, pad_id:
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     loss_sum, tokens, constrained_ok, exact_ok = 0.0, 0, 0, 0
     correct = [False] * len(input_ids)
+    exact_rows = [False] * len(input_ids)
     was_training = model.training
     model.eval()
     try:
@@ -107,7 +109,7 @@ def score(model, input_ids: list[list[int]], labels: list[list[int]], *, pad_id:
                     positions = per_row.get(r, [])
                     exact = bool(positions) and all(best[k] == target_list[k] for k in positions)
                     exact_ok += exact
-                    correct[rows[r]] = exact
+                    correct[rows[r]] = exact_rows[rows[r]] = exact
                     if trie is not None:
                         correct[rows[r]] = _constrained_correct(logits, positions, target_list, trie)
                         constrained_ok += correct[rows[r]]
@@ -115,7 +117,7 @@ def score(model, input_ids: list[list[int]], labels: list[list[int]], *, pad_id:
         if was_training:
             model.train()
     n = max(len(input_ids), 1)
-    return Score(step, loss_sum / max(tokens, 1), constrained_ok / n if trie is not None else None, exact_ok / n, correct)
+    return Score(step, loss_sum / max(tokens, 1), constrained_ok / n if trie is not None else None, exact_ok / n, correct, exact_rows)
 
 
 def _constrained_correct(logits, positions: list[int], targets: list[int], trie: LabelTrie) -> bool:
