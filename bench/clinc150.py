@@ -72,10 +72,11 @@ def prepare(out: Path, test_rows: int) -> dict[str, Path]:
     return paths
 
 
-def arm_recipe(paths, budget: float, out: Path, search: bool) -> dict:
+def arm_recipe(paths, budget: float, out: Path, search: bool, overrides: dict | None = None) -> dict:
     from tunewise.train import TrainConfig, train
 
-    config = TrainConfig(dataset=str(paths["train"]), time_budget_minutes=budget, output_dir=str(out / "run"))
+    config = TrainConfig(dataset=str(paths["train"]), time_budget_minutes=budget, output_dir=None if search else str(out / "run"),
+                         **(overrides or {}))
     started = time.perf_counter()
     if search:
         from tunewise.train.search import search as run_search
@@ -245,7 +246,7 @@ def table(arms: dict[str, dict], evaluation: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="5,15", help="training minutes, comma-separated")
-    parser.add_argument("--arms", default="recipe,plain", help="recipe, plain, search (comma-separated)")
+    parser.add_argument("--arms", default="recipe,plain", help="recipe, plain, search (comma-separated); recipe:KEY=VALUE+KEY=VALUE overrides settings")
     parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--out", default="bench/out/clinc150")
     parser.add_argument("--skip-baselines", action="store_true")
@@ -258,10 +259,14 @@ def main(argv=None) -> int:
     paths = prepare(out, args.test_rows)
     if args.arm:  # child process: one training arm
         target = out / f"{args.arm}-{args.budget:g}min"
-        if args.arm == "plain":
+        kind, _, settings = args.arm.partition(":")
+        if kind == "plain":
             result = arm_plain(paths, args.budget, target)
         else:
-            result = arm_recipe(paths, args.budget, target, search=args.arm == "search")
+            import yaml
+
+            overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in settings.split("+") if item)}
+            result = arm_recipe(paths, args.budget, target, search=kind == "search", overrides=overrides)
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         (target / "result.json").write_text(json.dumps(result, indent=2))
         return 0

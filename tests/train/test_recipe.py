@@ -22,7 +22,7 @@ def test_small_model_gets_a_high_lora_rate_and_big_models_a_lower_one():
 
     small = choose_recipe(TrainConfig(), model=_shapes()[0], data=_shapes()[1], device="cpu")
     big = choose_recipe(TrainConfig(), model=_shapes(params=8e9)[0], data=_shapes()[1], device="cuda")
-    assert small.value("learning_rate") == 1e-3
+    assert small.value("learning_rate") == 2e-3
     assert big.value("learning_rate") == 2e-4
     assert small.value("lora_layers") == 10 and big.value("lora_layers") == 30  # CPU: top third; GPU: all
     assert small.value("batch_size") == 8 and big.value("batch_size") == 16
@@ -140,7 +140,7 @@ def test_search_ranks_trials_by_the_held_out_metric_and_records_each(tiny_model_
     result = search(config, store=store, progress=False)
 
     rung0 = [t for t in result.trials if t["rung"] == 0]
-    assert sorted(t["learning_rate"] for t in rung0) == pytest.approx([5e-4, 1e-3, 2e-3])  # the recipe's rate x 0.5, 1, 2
+    assert sorted(t["learning_rate"] for t in rung0) == pytest.approx([1e-3, 2e-3, 4e-3])  # the recipe's rate x 0.5, 1, 2
     assert len(result.trials) == 4 and sum(t["winner"] for t in result.trials) == 1
     best0 = max(rung0, key=lambda t: (t["eval_accuracy"], -t["eval_loss"]))
     assert next(t for t in result.trials if t["rung"] == 1)["learning_rate"] == best0["learning_rate"]
