@@ -143,7 +143,11 @@ def test_search_ranks_trials_by_the_held_out_metric_and_records_each(tiny_model_
     assert sorted(t["learning_rate"] for t in rung0) == pytest.approx([1e-3, 2e-3, 4e-3])  # the recipe's rate x 0.5, 1, 2
     assert len(result.trials) == 4 and sum(t["winner"] for t in result.trials) == 1
     best0 = max(rung0, key=lambda t: (t["eval_accuracy"], -t["eval_loss"]))
-    assert next(t for t in result.trials if t["rung"] == 1)["learning_rate"] == best0["learning_rate"]
+    rung1 = next(t for t in result.trials if t["rung"] == 1)
+    assert rung1["learning_rate"] == best0["learning_rate"]
+    continued = store.get_run(rung1["run_id"]).config
+    assert continued["init_adapter"] == store.get_run(best0["run_id"]).artifacts["adapter"]  # it continues, not restarts
+    assert continued["data_seed"] == 1 and continued["seed"] == 0  # new order, same held-out rows
     record = store.get_run(result.search_id)
     assert record.kind == "search" and record.status == "completed" and record.metrics["winner"] == result.winner.id
     for trial in result.trials:
@@ -167,3 +171,17 @@ def test_a_shortened_schedule_still_decays_to_zero_at_its_new_end():
             optimizer.step()
             scheduler.step()
         assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # step 10 of 10, not of 100
+
+
+def test_init_adapter_must_match_the_runs_lora_shape(tiny_model_dir, tmp_path, store):
+    from tunewise.errors import TrainingError
+    from tunewise.train import train
+    from tunewise.train.config import TrainConfig
+
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(40, seed=8))
+    base = dict(model=str(tiny_model_dir), dataset=str(data), max_seq_length=64, save_steps=1000, threads=1, max_steps=2, holdout=0)
+    first = train(TrainConfig(lora_r=4, **base), store=store, progress=False)
+    again = train(TrainConfig(lora_r=4, init_adapter=first.id, **base), store=store, progress=False)
+    assert again.status == "completed" and again.config["init_adapter"] == first.artifacts["adapter"]
+    with pytest.raises(TrainingError, match="do not fit this run"):
+        train(TrainConfig(lora_r=8, init_adapter=first.id, **base), store=store, progress=False)

@@ -38,6 +38,7 @@ def train_command(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=_help("max_steps")),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help=_help("time_budget_minutes")),
     holdout: Optional[int] = typer.Option(None, "--holdout", help=_help("holdout")),
+    init_adapter: Optional[str] = typer.Option(None, "--init-adapter", help=_help("init_adapter")),
     lr: Optional[float] = typer.Option(None, "--lr", help=_help("learning_rate")),
     lr_scheduler: Optional[str] = typer.Option(None, "--lr-scheduler", help=_help("lr_scheduler")),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help=_help("warmup_ratio")),
@@ -111,7 +112,7 @@ def train_command(
     config = with_overrides(
         _base_config(config_file),
         dataset=data, eval_dataset=eval_data, model=model, method=method, epochs=epochs, max_steps=max_steps,
-        time_budget_minutes=time_budget, holdout=holdout,
+        time_budget_minutes=time_budget, holdout=holdout, init_adapter=init_adapter,
         learning_rate=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
         gradient_accumulation=grad_accum, max_seq_length=max_seq_length, packing=packing, lora_r=lora_r,
         lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets, lora_layers=lora_layers,

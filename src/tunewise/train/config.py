@@ -39,7 +39,11 @@ class TrainConfig(BaseModel):
     max_seq_length: int | None = Field(None, ge=8, description="Longer examples are truncated to this many tokens (empty: the recipe fits 99% of the examples)")
     packing: bool = Field(False, description="Pack several examples into each max_seq_length row (best-fit, no cross-attention on GPU)")
     group_by_length: bool = Field(True, description="Batch examples of similar length together (less padding, faster on CPU)")
-    seed: int = Field(0, description="Random seed (data order, subset, LoRA init)")
+    seed: int = Field(0, description="Random seed (data order, subset, held-out rows, LoRA init)")
+    data_seed: int | None = Field(None, description="Seed of the training order only (empty: seed); the held-out rows stay those of seed")
+    init_adapter: str | None = Field(
+        None, description="Start from this LoRA adapter (a run id or folder with the same rank, layers and modules) instead of fresh weights"
+    )
 
     # -- LoRA ------------------------------------------------------------------------------------
     lora_r: int | None = Field(None, ge=1, description="LoRA rank (empty: the recipe picks 16)")

@@ -58,6 +58,8 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
                 resolve_dataset(ref, store)
         from tunewise.store.models import new_id
 
+        if config.init_adapter and not Path(config.init_adapter).is_dir():
+            config = config.model_copy(update={"init_adapter": str(_artifact_folder(config.init_adapter, store))})
         run_id = run_id or new_id("run")
         output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
         config = config.model_copy(update={"output_dir": str(output_dir)})
@@ -494,6 +496,8 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, peft_config)
+        if config.init_adapter:
+            _warm_start(model, Path(config.init_adapter))
 
     train_ds = datasets.Dataset.from_dict({"input_ids": data.train.input_ids, "labels": data.train.labels})
     save_steps = config.save_steps
@@ -516,7 +520,7 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
         save_total_limit=config.save_total_limit,
         eval_strategy="no",  # HeldOutCallback scores the eval rows: loss and task accuracy in one pass
         seed=config.seed,
-        data_seed=config.seed,
+        data_seed=config.data_seed if config.data_seed is not None else config.seed,
         bf16=hardware.precision == "bf16",
         fp16=hardware.precision == "fp16",
         use_cpu=hardware.device == "cpu",
@@ -567,6 +571,26 @@ def print_recipe(recipe, data: PreparedData) -> None:
                           f"training on {len(data.train.input_ids):,}.", highlight=False)
 
 
+
+
+def _warm_start(model, folder: Path) -> None:
+    """Start from an earlier run's LoRA weights (same rank, layers and modules), e.g. a search's best trial."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise TrainingError(f"init_adapter {folder}: no adapter_model.safetensors there")
+    mismatch = TrainingError(
+        f"init_adapter {folder}: its LoRA weights do not fit this run (different lora_r, lora_layers or target_modules)"
+    )
+    try:
+        loaded = set_peft_model_state_dict(model, load_file(str(weights)))
+    except RuntimeError as exc:  # torch's size-mismatch error when the ranks differ
+        raise mismatch from exc
+    missing = [k for k in getattr(loaded, "missing_keys", []) if "lora_" in k]
+    if getattr(loaded, "unexpected_keys", None) or missing:
+        raise mismatch
 
 
 def _linear_module_names(model) -> list[str]:

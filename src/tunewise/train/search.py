@@ -7,8 +7,8 @@
 
 Trials are the recipe's learning rate x {0.5, 1, 2} and, without a time budget, its epochs x {1, 2}.
 With a budget, successive halving in two rungs: every trial trains for half the budget split evenly,
-then the best one trains again from the start with the other half, so the winner has had the largest
-share (an epoch count only matters when the data fits in a trial's time more than once, so with a
+then the best one continues from its weights with the other half (a warm restart of the schedule), so
+the winner has had the largest share (an epoch count only matters when the data fits in a trial's time more than once, so with a
 budget only the learning rate varies). Trials rank by the held-out score the run itself reports
 (label-constrained accuracy for classification, else loss), never by training loss. Every trial is
 a run in the store with `metrics.search_id`; the search is a run of kind `search` whose metrics list
@@ -75,8 +75,8 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
         per_trial = budget / 2 / len(grid) if budget else None
         trials: list[dict[str, Any]] = []
 
-        def run_trial(settings: dict[str, Any], rung: int, minutes: float | None):
-            trial_config = config.model_copy(update={**settings, "time_budget_minutes": minutes, "output_dir": None})
+        def run_trial(settings: dict[str, Any], rung: int, minutes: float | None, **extra: Any):
+            trial_config = config.model_copy(update={**settings, **extra, "time_budget_minutes": minutes, "output_dir": None})
             _say(progress, f"search {search_id}: rung {rung}, lr {settings['learning_rate']:g}, epochs {settings['epochs']}"
                            + (f", {minutes:.1f} min" if minutes else ""))
             run = train_fn(trial_config, store=store, progress=progress)
@@ -93,7 +93,10 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
         if budget:
             settings = next(t for t in trials if t["run_id"] == best.id)
             left = max(budget - (time.perf_counter() - started) / 60, budget / 4)
-            winner = run_trial({"learning_rate": settings["learning_rate"], "epochs": settings["epochs"]}, 1, left)
+            # The best trial continues (a warm restart of its schedule) on examples in a new order, so that
+            # its rung-0 minutes count; the held-out rows stay the same, so the scores stay comparable.
+            winner = run_trial({"learning_rate": settings["learning_rate"], "epochs": settings["epochs"]}, 1, left,
+                               init_adapter=best.artifacts["adapter"], data_seed=config.seed + 1)
             if _score(best) > _score(winner):  # the longer run did worse on held-out rows: keep the better one
                 winner = best
         for trial in trials:
