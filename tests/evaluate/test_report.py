@@ -214,3 +214,29 @@ def test_cli_report_and_every_command_has_an_example(store, tmp_path):
             command = command.commands[part]
         assert "Example:" in (command.help or ""), path
         assert runner.invoke(app, [*path, "--help"]).exit_code == 0
+
+
+def test_report_shows_how_the_fine_tune_was_trained_and_its_search_trials(store, tmp_path, tiny_model_dir):
+    from tunewise.evaluate.report import write_report
+    from tunewise.train.config import TrainConfig
+    from tunewise.train.search import search
+
+    rows = [{"messages": [{"role": "user", "content": f"ticket {i}: my {LABELS[i % 3]} issue"},
+                          {"role": "assistant", "content": LABELS[i % 3]}]} for i in range(100)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = TrainConfig(model=str(tiny_model_dir), dataset=str(data), max_seq_length=160, lora_r=4, save_steps=1000,
+                         threads=1, time_budget_minutes=0.15)
+    found = search(config, store=store, progress=False)
+    evaluation = make_evaluation(store, tmp_path)
+    results = dict(evaluation.results)
+    results["candidates"] = [dict(c, run_id=found.winner.id) if c["name"] == TUNED else c for c in results["candidates"]]
+    store.update_evaluation(evaluation.id, results=results)
+
+    _, md_path = write_report(tmp_path / "report", store=store)
+    md = md_path.read_text(encoding="utf-8")
+    assert "## Training runs" in md and found.winner.id in md
+    assert "### Search trials (ranked by the held-out score)" in md
+    for trial in found.trials:
+        assert trial["run_id"] in md
+    assert md.count("winner") == 1

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import EvaluationError, NotFoundError
+from tunewise.errors import EvaluationError, NotFoundError, TunewiseError
 from tunewise.evaluate.review import completed_candidates, iter_outputs, load_evaluation
 
 MAX_ERRORS = 8
@@ -70,7 +70,7 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
         if evaluation is not None:
             results = evaluation.results or {}
             sections += [_candidates(results), _all_metrics(results), _confusion(evaluation), _errors(evaluation),
-                         _operations(results), _human_review(results)]
+                         _operations(results), _training(store, results), _human_review(results)]
         else:
             sections.append(Section("## Candidates\n\nNo comparison yet: run `tunewise eval`.\n",
                                     "<h2>Candidates</h2><p>No comparison yet: run <code>tunewise eval</code>.</p>"))
@@ -478,6 +478,46 @@ def _errors(evaluation) -> Section:
     html_rows = [[esc(r[0]), *(f"<pre>{esc(c)}</pre>" for c in r[1:4]), esc(r[4])] for r in rows_out]
     page = f"<h2>{esc(title)}</h2><p>{esc(lead)}</p>{_html_table(header, html_rows, raw=True)}"
     return Section(md, page)
+
+
+def _training(store, results: dict) -> Section:
+    """How each compared fine-tune was trained: its held-out score, whether it was still improving, its search."""
+    runs = []
+    for c in completed_candidates(results):
+        if c.get("run_id"):
+            try:
+                runs.append((c.get("name", "?"), store.get_run(c["run_id"])))
+            except TunewiseError:
+                continue
+    if not runs:
+        return Section("", "")
+    header = ["candidate", "run", "steps", "held-out accuracy", "held-out loss", "best step", "still improving", "learning rate", "epochs"]
+    rows, notes, trials = [], [], []
+    for name, run in runs:
+        m, cfg = run.metrics or {}, run.config or {}
+        rows.append([name, run.id, str(m.get("steps", "–")), _num(m.get("eval_accuracy")), _num(m.get("eval_loss")),
+                     str(m.get("best_step", "–")), {True: "yes", False: "no"}.get(m.get("still_improving"), "–"),
+                     f"{cfg.get('learning_rate'):g}" if cfg.get("learning_rate") else "–", f"{cfg.get('epochs'):g}" if cfg.get("epochs") else "–"])
+        if m.get("still_improving"):
+            notes.append(f"{run.id} was still improving at its last evaluation: a longer run, `tunewise train --search` or more data may do better.")
+        if m.get("search_id"):
+            try:
+                search = store.get_run(m["search_id"])
+            except TunewiseError:
+                continue
+            for t in (search.metrics or {}).get("trials", []):
+                trials.append([search.id, t["run_id"], str(t["rung"]), f"{t['learning_rate']:g}", f"{t['epochs']:g}",
+                               str(t.get("steps")), _num(t.get("eval_accuracy")), _num(t.get("eval_loss")), "winner" if t.get("winner") else ""])
+    md = f"## Training runs\n\n{_md_table(header, rows)}"
+    html = f"<h2>Training runs</h2>{_html_table(header, rows, numeric={2, 3, 4, 5})}"
+    for note in notes:
+        md += f"\n{note}\n"
+        html += f"<p class='note'>{esc(note)}</p>"
+    if trials:
+        theader = ["search", "trial", "rung", "learning rate", "epochs", "steps", "held-out accuracy", "held-out loss", ""]
+        md += f"\n### Search trials (ranked by the held-out score)\n\n{_md_table(theader, trials)}"
+        html += f"<h3>Search trials (ranked by the held-out score)</h3>{_html_table(theader, trials, numeric={5, 6, 7})}"
+    return Section(md, html)
 
 
 def _operations(results: dict) -> Section:
