@@ -272,7 +272,8 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
         if budget:
             from tunewise.train.heldout import BudgetCallback
 
-            trainer.add_callback(BudgetCallback(time.monotonic() + budget["train_seconds"], heldout=heldout))
+            trainer.add_callback(BudgetCallback(time.monotonic() + budget["train_seconds"], heldout=heldout,
+                                                evaluations=budget["evaluations"]))
         for callback in callbacks:
             trainer.add_callback(callback)
         if resume_from is not None:
@@ -360,7 +361,8 @@ def _heldout_callback(trainer, config, data: PreparedData, tokenizer, budget: di
     from tunewise.train.heldout import HeldOutCallback, LabelTrie, label_sequences
 
     planned = trainer.args.max_steps if trainer.args.max_steps > 0 else _planned_steps(trainer, config, data)
-    eval_steps = config.eval_steps or max(1, planned // 5)
+    evaluations = budget.get("evaluations", 5)
+    eval_steps = config.eval_steps or max(1, planned // evaluations)
     trie = LabelTrie(label_sequences(data.train.labels)) if data.task_type == "classification" else None
     ids, labels = data.eval.input_ids, data.eval.labels
     cap = budget.get("eval_rows")
@@ -428,10 +430,13 @@ def fit_to_budget(trainer, config, data: PreparedData) -> dict[str, Any]:
     eval_rows = len(data.eval.lengths) if data.eval is not None else 0
     # A forward pass costs about 0.6 of a training step per token when LoRA sits on the top third of the
     # blocks (measured on CLINC150: 200 rows in 25 s against 1.7 s per step of 8). Scoring may take at most
-    # 15% of the budget: fewer rows (never under 50) rather than a shorter run.
+    # 15% of the budget: fewer rows (at least 20), then fewer evaluations (at least 2 and the last),
+    # rather than a shorter run. Long rows on a small budget hit both floors.
     row_seconds = per_token * (sum(data.eval.lengths) / max(eval_rows, 1) if eval_rows else 0) * 0.6
+    allowance = 0.15 * budget_s
     if evals and row_seconds:
-        eval_rows = min(eval_rows, max(50, int(0.15 * budget_s / (evals * row_seconds))))
+        eval_rows = min(eval_rows, max(20, int(allowance / (evals * row_seconds))))
+        evals = max(3, min(evals, int(allowance / (eval_rows * row_seconds))))
     eval_seconds = evals * eval_rows * row_seconds
     probe_seconds = time.perf_counter() - started
     train_seconds = max(budget_s - probe_seconds, step_seconds)
@@ -449,6 +454,7 @@ def fit_to_budget(trainer, config, data: PreparedData) -> dict[str, Any]:
         "epochs_at_most": config.epochs,
         "train_seconds": round(train_seconds, 1),
         "eval_rows": eval_rows,
+        "evaluations": max(evals - 1, 1),  # scheduled ones; the last step is scored as well
     }
 
 
