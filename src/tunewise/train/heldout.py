@@ -8,8 +8,8 @@ greedy decoding over the whole vocabulary (`exact_match`). So the figures equal 
 `tunewise eval -c adapter:RUN?constrained=1` would measure on these rows, at the cost of one pass.
 
 `HeldOutCallback` runs it every `eval_steps`, keeps the best trainable weights in memory (restored
-before the adapter is saved), stops after `patience` evaluations without gain, and stops at a wall-time
-deadline (the time budget).
+before the adapter is saved) and stops after `patience` evaluations without gain; `BudgetCallback`
+fits the run into its time budget and stops it at the deadline.
 """
 
 from __future__ import annotations
@@ -136,14 +136,13 @@ def _constrained_correct(logits, positions: list[int], targets: list[int], trie:
 
 
 class HeldOutCallback(TrainerCallback):
-    """Score every `eval_steps`, keep the best weights, stop early or at the deadline; log each score."""
+    """Score every `eval_steps`, keep the best weights, stop early; log each score."""
 
     def __init__(self, rows_ids, rows_labels, *, pad_id: int, trie: LabelTrie | None, eval_steps: int, patience: int,
-                 deadline: float | None = None, batch_size: int = 16, on_score=None):
+                 batch_size: int = 16, on_score=None):
         self.rows_ids, self.rows_labels = rows_ids, rows_labels
         self.pad_id, self.trie = pad_id, trie
         self.eval_steps, self.patience = max(1, eval_steps), patience
-        self.deadline = deadline  # time.monotonic() value after which training stops
         self.batch_size = batch_size
         self.on_score = on_score  # (Score) -> None: the run's store record and progress line
         self.scores: list[Score] = []
@@ -151,7 +150,6 @@ class HeldOutCallback(TrainerCallback):
         self._best_state: dict[str, Any] | None = None
         self._since_best = 0
         self.stopped_early = False
-        self.hit_deadline = False
         self.seconds = 0.0
 
     @property
@@ -187,9 +185,6 @@ class HeldOutCallback(TrainerCallback):
             if self.patience and self._since_best >= self.patience:
                 self.stopped_early = True
                 control.should_training_stop = True
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.hit_deadline = True
-            control.should_training_stop = True
         return control
 
     def finish(self, model, step: int) -> None:
@@ -217,7 +212,6 @@ class HeldOutCallback(TrainerCallback):
             "best_step": best.step if best else None,
             "still_improving": self.still_improving,
             "stopped_early": self.stopped_early,
-            "stopped_at_time_budget": self.hit_deadline,
             "eval_seconds": round(self.seconds, 2),
             "eval_rows": len(self.rows_ids),
         }
@@ -245,8 +239,8 @@ class BudgetCallback(TrainerCallback):
         self.evaluations = evaluations
         self.calibrate_at = calibrate_at
         self.stop_at: int | None = None
+        self.hit_deadline = False
         self._started: float | None = None
-        self._eval_before = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = time.monotonic()
@@ -264,6 +258,9 @@ class BudgetCallback(TrainerCallback):
             if self.heldout is not None:
                 self.heldout.eval_steps = max(1, self.stop_at // self.evaluations)
         if self.stop_at is not None and state.global_step >= self.stop_at:
+            control.should_training_stop = True
+        if time.monotonic() >= self.deadline:  # the estimate was optimistic: the budget is still the limit
+            self.hit_deadline = True
             control.should_training_stop = True
         return control
 

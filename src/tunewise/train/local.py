@@ -179,7 +179,7 @@ def resolve_dataset(ref: str, store) -> tuple[Path, str | None]:
     return Path(record.path), record.id
 
 
-def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path | None = None, device: str | None = None):
+def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path):
     """Read and check the data, let the recipe fill the empty settings, hold out, subset and tokenize.
 
     Returns `(data, config, recipe)`: `config` has every recipe setting filled in (what the run saves).
@@ -194,10 +194,11 @@ def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path | 
     # The recipe reads token lengths; a seeded sample of 2,000 rows gives them without tokenizing a big file twice.
     sample = stratified_subset(examples, min(len(examples), 2_000), config.seed)
     lengths = [len(ids) for ids in tokenize(sample, tokenizer, max_seq_length=limit, assistant_only=config.assistant_only_loss, path=train_path).input_ids]
-    model_shape = describe_model(model_folder) if model_folder is not None else None
+    from tunewise.train.fast import detect_hardware
+
     recipe = choose_recipe(
-        config, model=model_shape or _unknown_model(), data=describe_data(lengths, [ex.label for ex in examples]),
-        device=device or _device(),
+        config, model=describe_model(model_folder), data=describe_data(lengths, [ex.label for ex in examples]),
+        device=detect_hardware(config).device,
     )
     config = recipe.apply(config)
     held: list[Example] = []
@@ -229,18 +230,6 @@ def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path | 
     return data, config, recipe
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _unknown_model():
-    from tunewise.train.recipe import ModelShape
-
-    return ModelShape(parameters=135_000_000, layers=30, hidden_size=576, max_positions=None, model_type="unknown")
-
-
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -269,11 +258,13 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
         heldout = _heldout_callback(trainer, config, data, tokenizer, budget)
         if heldout is not None:
             trainer.add_callback(heldout)
+        budget_callback = None
         if budget:
             from tunewise.train.heldout import BudgetCallback
 
-            trainer.add_callback(BudgetCallback(time.monotonic() + budget["train_seconds"], heldout=heldout,
-                                                evaluations=budget["evaluations"]))
+            budget_callback = BudgetCallback(time.monotonic() + budget["train_seconds"], heldout=heldout,
+                                             evaluations=budget["evaluations"])
+            trainer.add_callback(budget_callback)
         for callback in callbacks:
             trainer.add_callback(callback)
         if resume_from is not None:
@@ -337,6 +328,7 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     )
     if budget:
         metrics["time_budget"] = budget
+        metrics["stopped_at_time_budget"] = budget_callback.hit_deadline
     hourly = config.hourly_usd if config.hourly_usd is not None else _hourly_usd()
     peak = fast.peak_memory_mb(hardware.device)
     run = store.update_run(
@@ -370,9 +362,6 @@ def _heldout_callback(trainer, config, data: PreparedData, tokenizer, budget: di
         stride = len(ids) / cap
         keep = [int(i * stride) for i in range(cap)]
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-    deadline = None
-    if budget.get("train_seconds"):
-        deadline = time.monotonic() + budget["train_seconds"]
 
     def record(result) -> None:
         # Trainer.log reaches every callback's on_log: the run recorder stores the step and shows it.
@@ -381,7 +370,7 @@ def _heldout_callback(trainer, config, data: PreparedData, tokenizer, budget: di
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return HeldOutCallback(
         ids, labels, pad_id=pad, trie=trie, eval_steps=eval_steps,
-        patience=config.early_stopping_patience, deadline=deadline, batch_size=max(8, config.batch_size), on_score=record,
+        patience=config.early_stopping_patience, batch_size=max(8, config.batch_size), on_score=record,
     )
 
 
