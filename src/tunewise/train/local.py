@@ -179,12 +179,9 @@ def resolve_dataset(ref: str, store) -> tuple[Path, str | None]:
     return Path(record.path), record.id
 
 
-def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path):
-    """Read and check the data, let the recipe fill the empty settings, hold out, subset and tokenize.
-
-    Returns `(data, config, recipe)`: `config` has every recipe setting filled in (what the run saves).
-    """
-    from tunewise.store import file_hash
+def plan_recipe(config: TrainConfig, tokenizer, store, *, model_folder: Path):
+    """The training rows and the recipe for them: `(path, dataset id, examples, filled config, recipe)`."""
+    from tunewise.train.fast import detect_hardware
     from tunewise.train.recipe import choose_recipe, describe_data, describe_model
 
     train_path, train_id = resolve_dataset(config.dataset, store)
@@ -194,13 +191,21 @@ def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path):
     # The recipe reads token lengths; a seeded sample of 2,000 rows gives them without tokenizing a big file twice.
     sample = stratified_subset(examples, min(len(examples), 2_000), config.seed)
     lengths = [len(ids) for ids in tokenize(sample, tokenizer, max_seq_length=limit, assistant_only=config.assistant_only_loss, path=train_path).input_ids]
-    from tunewise.train.fast import detect_hardware
-
     recipe = choose_recipe(
         config, model=describe_model(model_folder), data=describe_data(lengths, [ex.label for ex in examples]),
         device=detect_hardware(config).device,
     )
-    config = recipe.apply(config)
+    return train_path, train_id, examples, recipe.apply(config), recipe
+
+
+def prepare_data(config: TrainConfig, tokenizer, store, *, model_folder: Path):
+    """Read and check the data, let the recipe fill the empty settings, hold out, subset and tokenize.
+
+    Returns `(data, config, recipe)`: `config` has every recipe setting filled in (what the run saves).
+    """
+    from tunewise.store import file_hash
+
+    train_path, train_id, examples, config, recipe = plan_recipe(config, tokenizer, store, model_folder=model_folder)
     held: list[Example] = []
     if not config.eval_dataset and config.holdout:
         held = stratified_subset(examples, min(config.holdout, len(examples) - 1), config.seed + 1)

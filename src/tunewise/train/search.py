@@ -55,7 +55,7 @@ def _grid(config: TrainConfig, base_lr: float, base_epochs: float) -> list[dict[
 def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=None) -> SearchResult:
     """Train the grid (successive halving under `time_budget_minutes`), return the winner and every trial."""
     from tunewise.store.models import new_id
-    from tunewise.train.local import _store, _tokenizer_for, prepare_data
+    from tunewise.train.local import _store, _tokenizer_for, plan_recipe
 
     if train_fn is None:
         from tunewise.train.local import train as train_fn
@@ -65,7 +65,7 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
     try:
         # The recipe's own choice is the centre of the grid.
         tokenizer, folder = _tokenizer_for(config)
-        _, resolved, recipe = prepare_data(config, tokenizer, store, model_folder=folder)
+        *_, resolved, _ = plan_recipe(config, tokenizer, store, model_folder=folder)
         grid = _grid(config, resolved.learning_rate, resolved.epochs)
         search_id = new_id("run")
         store.create_run("search", base_model=config.model, config=config.model_dump(mode="json"), run_id=search_id)
