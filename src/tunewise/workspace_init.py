@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunewise import workspace
 from tunewise.config import TunewiseConfig, load_config, render_yaml
 from tunewise.errors import ConfigError
-from tunewise.store import Store, default_url
+from tunewise.store import Store, resolve_url
 
 _HEADER = """\
 # tunewise workspace configuration.
@@ -33,7 +32,7 @@ def init_workspace(path: str | Path = ".", *, force: bool = False) -> Workspace:
         load_config(config_path)  # an existing file must at least be valid
     else:
         config_path.write_text(_HEADER + render_yaml(TunewiseConfig()) + "\n", encoding="utf-8")
-    url = os.environ.get("TUNEWISE_DB_URL") or f"sqlite:///{workspace.state_dir(root) / 'tunewise.db'}"
+    url, _ = resolve_url(root)
     Store.open(url).close()
     return Workspace(root, config_path, url)
 
@@ -42,13 +41,13 @@ def describe_workspace() -> dict[str, object]:
     root = workspace.find_root()
     config_path = workspace.config_path(root)
     config = load_config(config_path if config_path.exists() else None)
-    url = config.store_url or default_url()
+    url, source = resolve_url(root)
     store = Store.open(url)
     try:
         return {
             "workspace": root,
             "config": config_path if config_path.exists() else "(none: defaults; run `tunewise init`)",
-            "store": url,
+            "store": f"{url}  ({source})",
             "schema revision": store.revision(),
             "datasets": len(store.list_datasets(limit=10_000)),
             "runs": len(store.list_runs(limit=10_000)),
@@ -60,12 +59,8 @@ def describe_workspace() -> dict[str, object]:
 
 
 def open_store() -> Store:
-    """The store of the current workspace (config `store_url`, else `TUNEWISE_DB_URL`, else SQLite)."""
-    config_path = workspace.config_path()
-    config = load_config(config_path) if config_path.exists() else TunewiseConfig()
-    if os.environ.get("TUNEWISE_DB_URL"):
-        return Store.open()
-    return Store.open(config.store_url or None)
+    """The store of the current workspace: the same as `Store.open()` (`TUNEWISE_DB_URL`, then `store_url`, then SQLite)."""
+    return Store.open()
 
 
 __all__ = ["init_workspace", "describe_workspace", "open_store", "Workspace", "ConfigError"]

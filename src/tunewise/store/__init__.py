@@ -52,6 +52,7 @@ __all__ = [
     "Deployment",
     "file_hash",
     "default_url",
+    "resolve_url",
 ]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,11 +67,29 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def default_url() -> str:
+def resolve_url(root: Path | None = None) -> tuple[str, str]:
+    """The store's URL and where it came from, in the one order every command uses.
+
+    1. `TUNEWISE_DB_URL` (so that CI, a launcher's worker or a one-off command can point elsewhere),
+    2. `store_url` in the workspace's `tunewise.yaml`,
+    3. SQLite in the workspace's `.tunewise/` folder.
+    """
     explicit = os.environ.get("TUNEWISE_DB_URL")
     if explicit:
-        return explicit
-    return f"sqlite:///{workspace.state_dir() / 'tunewise.db'}"
+        return explicit, "TUNEWISE_DB_URL"
+    root = root or workspace.find_root()
+    config_path = workspace.config_path(root)
+    if config_path.is_file():
+        from tunewise.config import load_config  # the config imports every stage's settings; the store must not at import
+
+        configured = load_config(config_path).store_url
+        if configured:
+            return configured, f"store_url in {config_path}"
+    return f"sqlite:///{workspace.state_dir(root) / 'tunewise.db'}", "default (SQLite in the workspace)"
+
+
+def default_url(root: Path | None = None) -> str:
+    return resolve_url(root)[0]
 
 
 def _describe(url: str) -> str:
@@ -93,6 +112,7 @@ class Store:
     # -- opening -------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> "Store":
+        """The store at `url`, or the workspace's store (see `resolve_url` for the order)."""
         url = url or default_url()
         if url.startswith("postgres://"):
             url = "postgresql://" + url[len("postgres://") :]
