@@ -6,12 +6,3 @@ The library is the product; the `tunewise` command is a thin layer over it. Star
 """
 
 __version__ = "0.1.0"
-
-import os as _os
-
-# tunewise never downloads weights or data: make the Hugging Face libraries fail fast instead of
-# trying the network when a name is not found locally.
-_os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-_os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-_os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

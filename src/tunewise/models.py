@@ -144,6 +144,12 @@ def materialize(name_or_path: str, *, quiet: bool = False) -> Path:
     return target
 
 
+# Every load passes local_files_only: tunewise never downloads, and a name that is not on disk must
+# fail at once instead of trying the network. Per call rather than HF_HUB_OFFLINE at import, so that a
+# notebook that imports tunewise keeps its own hub settings for its own code.
+LOCAL_ONLY = {"local_files_only": True}
+
+
 def _convert_gguf(source: ModelSource, target: Path, *, quiet: bool) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -154,11 +160,11 @@ def _convert_gguf(source: ModelSource, target: Path, *, quiet: bool) -> None:
         print(f"Converting {source.gguf_file} to safetensors once (cached in {target})...", flush=True)
     hf_logging.set_verbosity_error()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
-        quantized = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file, **LOCAL_ONLY)
+        quantized = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, dtype=torch.float32, **LOCAL_ONLY)
     except Exception as exc:  # transformers raises many types for unsupported GGUF architectures
         raise ModelNotFoundError(f"{source.path / source.gguf_file}: cannot load this GGUF ({exc})") from exc
-    config = AutoConfig.from_pretrained(source.path, gguf_file=source.gguf_file)
+    config = AutoConfig.from_pretrained(source.path, gguf_file=source.gguf_file, **LOCAL_ONLY)
     # A GGUF-loaded model refuses save_pretrained; a plain model from the same config accepts its weights.
     config.quantization_config = None
     if hasattr(config, "quantization_config"):
@@ -192,7 +198,7 @@ def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
     folder = materialize(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **LOCAL_ONLY)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -205,7 +211,7 @@ def load_model(name_or_path: str, *, dtype=None, device: str | None = None):
 
     folder = materialize(name_or_path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, **LOCAL_ONLY)
     except ValueError as exc:
         raise ModelNotFoundError(f"{folder}: not a causal language model ({exc})") from exc
     if device:

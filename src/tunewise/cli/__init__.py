@@ -9,6 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
+# The command is tunewise's own process: make the Hugging Face libraries fail fast instead of trying the
+# network (set before they are imported; the library passes local_files_only on each load instead).
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the CLI forks helper processes after tokenizing
+
 import typer
 # Typer vendors its own click; its usage errors derive from this class.
 from typer._click.exceptions import ClickException
