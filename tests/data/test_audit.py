@@ -102,11 +102,36 @@ def test_details_carry_lines_types_and_scores(tmp_path, tiny_model_dir):
 
 
 def test_readiness_thresholds():
-    assert readiness_verdict(4_999, 800)["level"] == "coin-flip"
-    assert readiness_verdict(5_000, 800)["level"] == "lora"
-    assert readiness_verdict(10_000, 800)["level"] == "full-sft"
-    assert readiness_verdict(12_000, 800)["eval_ok"] and not readiness_verdict(12_000, 3_000)["eval_ok"]
-    assert "below the 85% bar" in readiness_verdict(12_000, 800, agreement=0.7)["verdict"]
+    assert readiness_verdict(4_999, 800).level == "coin-flip"
+    assert readiness_verdict(5_000, 800).level == "lora"
+    assert readiness_verdict(10_000, 800).level == "full-sft"
+    assert readiness_verdict(12_000, 800).eval_ok and not readiness_verdict(12_000, 3_000).eval_ok
+    assert "below the 85% bar" in readiness_verdict(12_000, 800, agreement=0.7).verdict
+
+
+def test_readiness_reads_the_configured_thresholds():
+    from tunewise.data.config import Thresholds
+
+    bars = Thresholds(coin_flip_below=100, full_sft_from=200, eval_min=10, eval_max=50, agreement_bar=0.6)
+    ready = readiness_verdict(150, 20, agreement=0.7, thresholds=bars)
+    assert ready.level == "lora" and ready.eval_ok
+    assert "100-200 is LoRA territory" in ready.verdict and "meets the 60% bar" in ready.verdict
+    assert readiness_verdict(250, 60, thresholds=bars).level == "full-sft" and not readiness_verdict(250, 60, thresholds=bars).eval_ok
+
+
+def test_thresholds_come_from_the_workspace_config(tmp_path, tiny_model_dir):
+    from tunewise.config import load_config
+    from tunewise.errors import ConfigError
+
+    (tmp_path / "tunewise.yaml").write_text("data:\n  thresholds:\n    coin_flip_below: 10\n    full_sft_from: 15\n    agreement_bar: 0.5\n")
+    config = load_config(tmp_path / "tunewise.yaml").data
+    assert config.thresholds.full_sft_from == 15
+    train = _write(tmp_path / "train.jsonl", [_row(f"question {i} about invoices and seats {i * 7}", "billing") for i in range(20)])
+    result = audit(train, model=str(tiny_model_dir), progress=False, register=False, config=config)
+    assert result.record.readiness.level == "full-sft" and "15+ is where full SFT" in result.record.readiness.verdict
+    (tmp_path / "bad.yaml").write_text("data:\n  thresholds:\n    coin_flip_below: 20000\n")
+    with pytest.raises(ConfigError, match="coin_flip_below"):
+        load_config(tmp_path / "bad.yaml")
 
 
 def test_audit_is_stored_with_its_datasets(tmp_path, tiny_model_dir, store):
@@ -163,7 +188,7 @@ def test_cli_help_has_examples():
 
 
 def test_a_big_file_counts_tokens_in_a_helper_process_with_the_same_result(sample_audit, tiny_model_dir, monkeypatch):
-    from tunewise.data import audit as audit_module
+    from tunewise.data import audit_scan as audit_module
     from tunewise.data.helper_process import HelperProcess
     from tunewise.sample import sample_paths
 
@@ -174,6 +199,6 @@ def test_a_big_file_counts_tokens_in_a_helper_process_with_the_same_result(sampl
     paths = sample_paths()
     result = audit(paths["train"], eval_path=paths["eval"], annotations_path=paths["annotations"], model=str(tiny_model_dir),
                    progress=False, register=False)
-    assert "tunewise.data.audit:_chunk_work" in started
+    assert "tunewise.data.audit_scan:_chunk_work" in started
     for key in ("tokens", "pii", "duplicates", "contamination"):
         assert result.summary[key] == sample_audit.summary[key], key

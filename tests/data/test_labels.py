@@ -35,10 +35,11 @@ def test_confident_learning_finds_flipped_labels():
     assert len(found & flipped) / len(flipped) >= 0.8
     assert len(found - flipped) <= 3
     summary = report.summary()
-    assert summary["is_classification"] and summary["n_classes"] == 3
-    assert sorted(summary["small_classes"]) == sorted(TOPICS)  # ~60 rows each, under the bar of 70
-    assert sum(summary["distribution"].values()) == 180
-    assert summary["imbalance_ratio"] >= 1.0 and summary["agreement"] is None and summary["kappa"] is None
+    assert summary.is_classification and summary.n_classes == 3
+    assert sorted(summary.small_classes) == sorted(TOPICS)  # ~60 rows each, under the bar of 70
+    assert sum(summary.distribution.values()) == 180
+    assert summary.imbalance_ratio >= 1.0 and summary.agreement is None and summary.kappa is None
+    assert summary.agreement_meets_bar is None and summary.agreement_bar is None
 
 
 def test_conflicts_come_from_duplicate_clusters():
@@ -51,7 +52,7 @@ def test_conflicts_come_from_duplicate_clusters():
 def test_free_text_replies_are_not_classification():
     assert not is_classification([f"Sure, here is answer number {i}." for i in range(100)])
     assert is_classification(["a", "b"] * 10)
-    assert label_report(["x"] * 20, [f"long free text {i}" for i in range(20)]).summary()["is_classification"] is False
+    assert label_report(["x"] * 20, [f"long free text {i}" for i in range(20)]).summary().is_classification is False
 
 
 def test_agreement_cohen_and_fleiss():
@@ -65,3 +66,12 @@ def test_agreement_cohen_and_fleiss():
     assert fleiss_kappa(rows) == pytest.approx(0.210, abs=1e-3)
     three = annotator_agreement([["x", "x", "x"]] * 9 + [["x", "y", None]])
     assert three.kappa_kind == "fleiss" and three.meets_bar and three.rows == 10
+
+
+def test_agreement_is_judged_against_the_configured_bar():
+    from tunewise.data.config import Thresholds
+
+    rows = [["a", "a"]] * 8 + [["a", "b"]] * 2  # 80% agreement
+    assert annotator_agreement(rows).bar == 0.85 and not annotator_agreement(rows).meets_bar
+    lenient = annotator_agreement(rows, thresholds=Thresholds(agreement_bar=0.75))
+    assert lenient.bar == 0.75 and lenient.meets_bar

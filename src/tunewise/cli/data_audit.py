@@ -53,38 +53,36 @@ def audit_command(
 
 def show_summary(result) -> None:
     """The audit as a Rich table: one line per check, blocking problems last."""
-    s = result.summary
-    t, pii, dup, con, lab = s["tokens"], s["pii"], s["duplicates"], s["contamination"], s["labels"]
+    s = result.record
+    t, pii, dup, con, lab = s.tokens, s.pii, s.duplicates, s.contamination, s.labels
     table = Table(title=f"Audit of {result.path.name}" + (f" (audit {result.audit_id})" if result.audit_id else ""), show_header=False)
     table.add_column("check", style="bold")
     table.add_column("result")
-    table.add_row("rows", f"{s['rows']:,} readable, {s['rows_rejected']:,} rejected"
-                  + (f"; eval {s['eval_rows']:,} readable, {s['eval_rows_rejected']:,} rejected" if s["eval_rows"] is not None else ""))
-    estimate = " (estimate)" if t["estimate"] else ""
-    table.add_row("tokens", f"{t['total']:,}{estimate} with {t['tokenizer']}; per example min {t['min']}, median {t['median']:g}, "
-                  f"p95 {t['p95']:g}, max {t['max']}; {t['over_limit']:,} over the {t['context_limit'] or '?'}-token limit")
-    if s["cost_estimates"]:
-        cheapest = ", ".join(f"{c['model']} ${c['usd']:,.2f}{'*' if c['estimate'] else ''}" for c in s["cost_estimates"][:4])
-        table.add_row("training cost", f"{t['epochs']} epochs x {t['billable_per_epoch']:,} tokens: {cheapest} ... "
-                      f"({len(s['cost_estimates'])} catalog rows; * estimate)")
-    kinds = ", ".join(f"{k} {v}" for k, v in pii["by_type"].items()) or "none"
-    table.add_row("PII", f"{pii['rows']:,} rows ({kinds})" + (f"; eval {pii['eval_rows']:,} rows" if pii["eval_rows"] is not None else ""))
-    table.add_row("duplicates", f"{dup['exact_clusters']:,} exact and {dup['near_clusters']:,} near clusters "
-                  f"(Jaccard >= {dup['threshold']:g}); {dup['removable']:,} rows removable")
-    if s["eval_rows"] is not None:
-        table.add_row("contamination", f"{con['eval_rows_affected']:,} eval rows duplicate training rows ({con['exact']} exact, {con['near']} near)")
-    if lab["is_classification"]:
-        table.add_row("labels", f"{lab['n_classes']} classes, imbalance {lab['imbalance_ratio']:g}x, {lab['conflicts']} conflicts, "
-                      f"{lab['suspected_mislabeled']} suspected wrong labels"
-                      + (f"; small classes: {', '.join(lab['small_classes'][:5])}" if lab["small_classes"] else ""))
+    table.add_row("rows", f"{s.rows:,} readable, {s.rows_rejected:,} rejected"
+                  + (f"; eval {s.eval_rows:,} readable, {s.eval_rows_rejected:,} rejected" if s.eval_rows is not None else ""))
+    estimate = " (estimate)" if t.estimate else ""
+    table.add_row("tokens", f"{t.total:,}{estimate} with {t.tokenizer}; per example min {t.min}, median {t.median:g}, "
+                  f"p95 {t.p95:g}, max {t.max}; {t.over_limit:,} over the {t.context_limit or '?'}-token limit")
+    if s.cost_estimates:
+        cheapest = ", ".join(f"{c.model} ${c.usd:,.2f}{'*' if c.estimate else ''}" for c in s.cost_estimates[:4])
+        table.add_row("training cost", f"{t.epochs} epochs x {t.billable_per_epoch:,} tokens: {cheapest} ... "
+                      f"({len(s.cost_estimates)} catalog rows; * estimate)")
+    kinds = ", ".join(f"{k} {v}" for k, v in pii.by_type.items()) or "none"
+    table.add_row("PII", f"{pii.rows:,} rows ({kinds})" + (f"; eval {pii.eval_rows:,} rows" if pii.eval_rows is not None else ""))
+    table.add_row("duplicates", f"{dup.exact_clusters:,} exact and {dup.near_clusters:,} near clusters "
+                  f"(Jaccard >= {dup.threshold:g}); {dup.removable:,} rows removable")
+    if s.eval_rows is not None:
+        table.add_row("contamination", f"{con.eval_rows_affected:,} eval rows duplicate training rows ({con.exact} exact, {con.near} near)")
+    if lab.is_classification:
+        table.add_row("labels", f"{lab.n_classes} classes, imbalance {lab.imbalance_ratio:g}x, {lab.conflicts} conflicts, "
+                      f"{lab.suspected_mislabeled} suspected wrong labels"
+                      + (f"; small classes: {', '.join(lab.small_classes[:5])}" if lab.small_classes else ""))
     else:
-        table.add_row("labels", f"not a closed set of labels ({lab.get('task_reason') or 'free text'}): label checks skipped")
-    if lab.get("agreement") is not None:
-        from tunewise.data.config import AGREEMENT_BAR
-
-        bar = "meets" if lab["agreement"] >= AGREEMENT_BAR else "is below"
-        table.add_row("agreement", f"{lab['agreement']:.1%} mean pairwise ({bar} the {AGREEMENT_BAR:.0%} bar), {lab.get('kappa_kind', 'kappa')} kappa {lab['kappa']:.3f}")
-    table.add_row("readiness", s["readiness"]["verdict"])
+        table.add_row("labels", f"not a closed set of labels ({lab.task_reason or 'free text'}): label checks skipped")
+    if lab.agreement is not None:
+        bar = "meets" if lab.agreement_meets_bar else "is below"
+        table.add_row("agreement", f"{lab.agreement:.1%} mean pairwise ({bar} the {lab.agreement_bar:.0%} bar), {lab.kappa_kind} kappa {lab.kappa:.3f}")
+    table.add_row("readiness", s.readiness.verdict)
     console.print(table)
     for problem in result.format_problems[:5]:
         err_console.print(f"  {problem['file']} line {problem['line']}: {problem['reason'][:200]}", markup=False, highlight=False)

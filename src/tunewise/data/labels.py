@@ -14,7 +14,7 @@ Whether the replies are labels at all is decided by `tunewise.data.task.detect_t
 that evaluation and advice use too.
 
 Example:
-    report = label_report(texts, labels); report.summary()["imbalance_ratio"]
+    report = label_report(texts, labels); report.summary().imbalance_ratio
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.data.config import AGREEMENT_BAR
+from tunewise.data.config import Thresholds
 from tunewise.data.task import TaskShape, detect_task
+from tunewise.records.audit import LabelSummary
 
 MIN_PER_CLASS = 50  # fewer rows than this in a class: the model sees too few to learn it
 
@@ -46,14 +47,19 @@ class Agreement:
     mean_pairwise: float
     kappa: float
     kappa_kind: str  # "cohen" | "fleiss"
+    bar: float  # the agreement bar it is judged against (Thresholds.agreement_bar)
 
     @property
     def meets_bar(self) -> bool:
-        return self.mean_pairwise >= AGREEMENT_BAR
+        return self.mean_pairwise >= self.bar
 
 
-def annotator_agreement(rows: Sequence[Sequence[str | None]]) -> Agreement | None:
-    """Agreement of several annotators' labels (one list per row, one entry per annotator; None = not labelled)."""
+def annotator_agreement(rows: Sequence[Sequence[str | None]], *, thresholds: Thresholds | None = None) -> Agreement | None:
+    """Agreement of several annotators' labels (one list per row, one entry per annotator; None = not labelled).
+
+    Judged against `thresholds.agreement_bar` (default: `Thresholds()`, the workspace default).
+    """
+    bar = (thresholds or Thresholds()).agreement_bar
     rows = [list(r) for r in rows if r is not None and sum(x is not None for x in r) >= 2]
     if not rows:
         return None
@@ -73,7 +79,7 @@ def annotator_agreement(rows: Sequence[Sequence[str | None]]) -> Agreement | Non
         kappa, kind = float(cohen_kappa_score([x for x, _ in both], [y for _, y in both])), "cohen"
     else:
         kappa, kind = fleiss_kappa(rows), "fleiss"
-    return Agreement(width, len(rows), pairwise, mean_pairwise, round(kappa, 4) if not math.isnan(kappa) else 0.0, kind)
+    return Agreement(width, len(rows), pairwise, mean_pairwise, round(kappa, 4) if not math.isnan(kappa) else 0.0, kind, bar)
 
 
 def fleiss_kappa(rows: Sequence[Sequence[str | None]]) -> float:
@@ -145,7 +151,7 @@ def find_label_issues(
 @dataclass
 class LabelReport:
     is_classification: bool
-    task: TaskShape | None = None
+    task: TaskShape
     distribution: dict[str, int] = field(default_factory=dict)
     imbalance_ratio: float | None = None
     small_classes: list[str] = field(default_factory=list)
@@ -153,21 +159,28 @@ class LabelReport:
     suspected: list[dict[str, Any]] = field(default_factory=list)
     agreement: Agreement | None = None
 
-    def summary(self) -> dict[str, Any]:
-        """The `labels` section of the audit summary (docs/CONTRACTS.md)."""
-        return {
-            "is_classification": self.is_classification,
-            "n_classes": len(self.distribution),
-            "task_type": self.task.type if self.task else None,
-            "task_reason": self.task.reason if self.task else None,
-            "distribution": self.distribution,
-            "imbalance_ratio": self.imbalance_ratio,
-            "small_classes": self.small_classes,
-            "conflicts": len(self.conflicts),
-            "suspected_mislabeled": len(self.suspected),
-            "agreement": self.agreement.mean_pairwise if self.agreement else None,
-            "kappa": self.agreement.kappa if self.agreement else None,
-        }
+    def summary(self, *, agreement: Agreement | None = None, agreement_source: str | None = None) -> LabelSummary:
+        """The `labels` section of the audit summary; `agreement` (from an annotations file) replaces the rows' own."""
+        agreement = agreement or self.agreement
+        measured = {}
+        if agreement is not None:
+            measured = {"kappa_kind": agreement.kappa_kind, "annotators": agreement.annotators, "agreement_rows": agreement.rows,
+                        "agreement_source": agreement_source, "agreement_bar": agreement.bar,
+                        "agreement_meets_bar": agreement.meets_bar}
+        return LabelSummary(
+            is_classification=self.is_classification,
+            n_classes=len(self.distribution),
+            task_type=self.task.type,
+            task_reason=self.task.reason,
+            distribution=self.distribution,
+            imbalance_ratio=self.imbalance_ratio,
+            small_classes=self.small_classes,
+            conflicts=len(self.conflicts),
+            suspected_mislabeled=len(self.suspected),
+            agreement=agreement.mean_pairwise if agreement else None,
+            kappa=agreement.kappa if agreement else None,
+            **measured,
+        )
 
 
 def label_report(
@@ -181,6 +194,7 @@ def label_report(
     max_rows: int = 50_000,
     seed: int = 0,
     task: TaskShape | None = None,
+    thresholds: Thresholds | None = None,
 ) -> LabelReport:
     """All label checks at once. `clusters` are duplicate clusters (tunewise.data.dedup) for the conflict check.
 
@@ -189,7 +203,7 @@ def label_report(
 
     Example: `label_report(texts, labels, clusters=duplicate_clusters(texts)).summary()`
     """
-    agreement = annotator_agreement([a for a in annotators if a]) if annotators else None
+    agreement = annotator_agreement([a for a in annotators if a], thresholds=thresholds) if annotators else None
     task = task or detect_task(labels)
     if task.type != "classification":
         return LabelReport(False, task=task, agreement=agreement)
@@ -218,4 +232,4 @@ def label_report(
     )
 
 
-__all__ = ["AGREEMENT_BAR", "MIN_PER_CLASS", "Agreement", "LabelReport", "annotator_agreement", "find_label_issues", "fleiss_kappa", "is_classification", "label_report"]
+__all__ = ["MIN_PER_CLASS", "Agreement", "LabelReport", "annotator_agreement", "find_label_issues", "fleiss_kappa", "is_classification", "label_report"]
