@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tunewise.cli import app, main
-from tunewise.config import TunewiseConfig, load_config, save_config, with_overrides
+from tunewise.config import TunewiseConfig, load_config, override, save_config
 from tunewise.errors import ConfigError, ModelNotFoundError
 from tunewise.models import load_model, materialize, resolve
 
@@ -31,9 +31,25 @@ def test_init_writes_a_commented_config_that_loads_back(tmp_path):
 
 
 def test_config_round_trips_and_flags_override(tmp_path):
-    config = with_overrides(TunewiseConfig(), model="/models/x")
+    config = override(TunewiseConfig(), model="/models/x")
     path = save_config(config, tmp_path / "saved.yaml")
     assert load_config(path).model == "/models/x"
+
+
+def test_override_ignores_none_clears_on_request_and_names_the_flag():
+    from tunewise.train.config import TrainConfig
+
+    base = TrainConfig(lora_r=8, max_eval_examples=50)
+    changed = override(base, lora_r=None, learning_rate=1e-3, clear=["max_eval_examples"])
+    assert (changed.lora_r, changed.learning_rate, changed.max_eval_examples) == (8, 1e-3, None)
+    assert changed.model_fields_set == {"lora_r", "learning_rate", "max_eval_examples"}  # what someone chose, not every field
+    assert base.learning_rate is None  # a copy
+    with pytest.raises(ConfigError, match=r"^--method: Input should be 'lora', 'qlora' or 'full'; --lora-r: Input should be greater than or equal to 1$"):
+        override(base, lora_r=0, method="dpo")
+    with pytest.raises(ConfigError, match="--colour: unknown setting"):
+        override(base, colour="blue")
+    with pytest.raises(ConfigError, match="--seed: Input should be a valid integer"):
+        override(base, clear=["seed"])
 
 
 @pytest.mark.parametrize(

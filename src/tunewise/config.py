@@ -7,8 +7,9 @@ a YAML comment, so the file documents itself. Runs save the merged config beside
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +19,8 @@ from tunewise.data.config import DataConfig
 from tunewise.errors import ConfigError
 from tunewise.evaluate.config import EvalConfig
 from tunewise.train.config import TrainConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class HardwareConfig(BaseModel):
@@ -67,10 +70,14 @@ def load_yaml_model(path: str | Path, model: type[BaseModel], *, section: str | 
         raise ConfigError(f"{path}: {format_validation_error(exc)}") from exc
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, *, flags: bool = False) -> str:
+    """Every problem of `exc` on one line; `flags` names the top-level setting as its flag (`--lora-r`)."""
     parts = []
     for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        loc = [str(p) for p in error["loc"]]
+        if flags and loc:
+            loc[0] = flag_name(loc[0])
+        field = ".".join(loc) or "(top level)"
         message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
@@ -88,13 +95,35 @@ def load_config(path: str | Path | None = None) -> TunewiseConfig:
     return load_yaml_model(path, TunewiseConfig)  # type: ignore[return-value]
 
 
-def with_overrides(config: BaseModel, **overrides: Any) -> BaseModel:
-    """A copy of `config` with the flags the user actually passed (None means 'not given')."""
-    given = {key: value for key, value in overrides.items() if value is not None}
+def override(config: M, /, *, clear: Iterable[str] = (), **flags: Any) -> M:
+    """A validated copy of `config` with `flags` laid over it: the one way settings are overridden.
+
+    A flag whose value is None was not given and leaves its setting alone (a CLI option left out, a
+    library caller passing its own default through); `clear` names settings to set to None on purpose
+    (YAML's `null`, a trial that must not reuse its parent's output_dir). A bad value is one ConfigError
+    line that names the setting as its flag: `--lora-r: Input should be greater than or equal to 1`.
+    Example: config = override(load_config().train, learning_rate=lr, epochs=None)
+    """
+    given = {key: value for key, value in flags.items() if value is not None}
+    given.update(dict.fromkeys(clear))
+    fields = type(config).model_fields
+    unknown = sorted(key for key in given if key not in fields)
+    if unknown:
+        raise ConfigError("; ".join(f"{flag_name(key)}: unknown setting" for key in unknown))
     try:
-        return config.model_validate({**config.model_dump(), **given})
+        # Dumping only the set fields keeps `model_fields_set` meaning "chosen by someone", not "everything".
+        return config.model_validate({**config.model_dump(exclude_unset=True), **given})
     except ValidationError as exc:
-        raise ConfigError(f"option {format_validation_error(exc)}") from exc
+        raise ConfigError(format_validation_error(exc, flags=True)) from exc
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field: `learning_rate` -> `--learning-rate`."""
+    return "--" + field.replace("_", "-")
+
+
+# Kept while cli/evaluate.py still calls it by this name; `override` is the one mechanism.
+with_overrides = override
 
 
 def render_yaml(config: BaseModel, *, indent: int = 0) -> str:

@@ -20,10 +20,12 @@ def cli_reference() -> str:
         if params:
             lines += ["| argument or option | help | default |", "|---|---|---|"]
             for param in params:
-                names = ", ".join(param.opts) if param.param_type_name == "option" else param.name.upper()
+                names = ", ".join([*param.opts, *param.secondary_opts]) if param.param_type_name == "option" else param.name.upper()
                 help_text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
                 default = param.default if param.param_type_name == "option" and not callable(param.default) else None
-                shown = "" if default in (None, False, ()) else f"`{default}`"
+                # Options generated from a config default to None ("not given") and show the field's default instead.
+                described = getattr(param, "show_default", None)
+                shown = f"`{described}`" if isinstance(described, str) else "" if default in (None, False, ()) else f"`{default}`"
                 lines.append(f"| `{names}` | {help_text} | {shown} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

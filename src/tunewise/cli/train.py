@@ -13,13 +13,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from tunewise.cli.options import config_options
 from tunewise.console import console, err_console
 from tunewise.train.config import TrainConfig
-
-
-def _help(field: str) -> str:
-    """A flag's help is the config field's description (one source of truth)."""
-    return TrainConfig.model_fields[field].description or field
 
 
 def register(app: typer.Typer) -> None:
@@ -28,44 +24,27 @@ def register(app: typer.Typer) -> None:
     app.command("export", rich_help_panel="Train")(export_command)
 
 
+# Flags users and the docs know; the generated `--kebab-name` of each field works beside them.
+TRAIN_ALIASES = {
+    "dataset": ("--data",),
+    "eval_dataset": ("--eval-data",),
+    "time_budget_minutes": ("--time-budget",),
+    "learning_rate": ("--lr",),
+    "gradient_accumulation": ("--grad-accum",),
+    "use_liger": ("--liger",),
+}
+
+
+def _target_modules(text: str) -> list[str] | str:
+    """`q_proj,v_proj` -> a list; `all-linear` stays PEFT's keyword (one module name is still a list, not a regex)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return parts[0] if parts == ["all-linear"] else parts
+
+
+@config_options(TrainConfig, aliases=TRAIN_ALIASES, parsers={"target_modules": _target_modules},
+                panel="Training settings (tunewise.yaml `train:`; left out: the YAML, else the recipe, chooses)")
 def train_command(
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML with TrainConfig settings (a bare mapping or a `train:` section); applied before the flags."),
-    data: Optional[str] = typer.Option(None, "--data", help=_help("dataset")),
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", help=_help("eval_dataset")),
-    model: Optional[str] = typer.Option(None, "--model", help=_help("model")),
-    method: Optional[str] = typer.Option(None, "--method", help=_help("method")),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help=_help("epochs")),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=_help("max_steps")),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help=_help("time_budget_minutes")),
-    holdout: Optional[int] = typer.Option(None, "--holdout", help=_help("holdout")),
-    init_adapter: Optional[str] = typer.Option(None, "--init-adapter", help=_help("init_adapter")),
-    lr: Optional[float] = typer.Option(None, "--lr", help=_help("learning_rate")),
-    lr_scheduler: Optional[str] = typer.Option(None, "--lr-scheduler", help=_help("lr_scheduler")),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help=_help("warmup_ratio")),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_help("batch_size")),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help=_help("gradient_accumulation")),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=_help("max_seq_length")),
-    packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help=_help("packing")),
-    lora_r: Optional[int] = typer.Option(None, "--lora-r", help=_help("lora_r")),
-    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", help=_help("lora_alpha")),
-    lora_dropout: Optional[float] = typer.Option(None, "--lora-dropout", help=_help("lora_dropout")),
-    target_modules: Optional[str] = typer.Option(None, "--target-modules", help="'all-linear' or comma-separated module names (q_proj,v_proj)"),
-    lora_layers: Optional[int] = typer.Option(None, "--lora-layers", help=_help("lora_layers")),
-    max_train_examples: Optional[int] = typer.Option(None, "--max-train-examples", help=_help("max_train_examples")),
-    max_eval_examples: Optional[int] = typer.Option(None, "--max-eval-examples", help=_help("max_eval_examples")),
-    seed: Optional[int] = typer.Option(None, "--seed", help=_help("seed")),
-    logging_steps: Optional[int] = typer.Option(None, "--logging-steps", help=_help("logging_steps")),
-    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help=_help("eval_steps")),
-    save_steps: Optional[int] = typer.Option(None, "--save-steps", help=_help("save_steps")),
-    early_stopping: Optional[int] = typer.Option(None, "--early-stopping-patience", help=_help("early_stopping_patience")),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", help=_help("output_dir")),
-    hourly_usd: Optional[float] = typer.Option(None, "--hourly-usd", help=_help("hourly_usd")),
-    threads: Optional[int] = typer.Option(None, "--threads", help=_help("threads")),
-    precision: Optional[str] = typer.Option(None, "--precision", help=_help("precision")),
-    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help=_help("gradient_checkpointing")),
-    padding_free: Optional[bool] = typer.Option(None, "--padding-free/--no-padding-free", help=_help("padding_free")),
-    liger: Optional[bool] = typer.Option(None, "--liger/--no-liger", help=_help("use_liger")),
-    torch_compile: Optional[bool] = typer.Option(None, "--torch-compile/--no-torch-compile", help=_help("torch_compile")),
     search: bool = typer.Option(False, "--search", help="Try the recipe's learning rate x 0.5, 1, 2 (and epochs x 1, 2 without --time-budget), rank the trials by the held-out score, keep the winner; with --time-budget, successive halving inside it."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed or failed run (its id) from its last checkpoint; other settings are the run's own."),
     provider: Optional[str] = typer.Option(None, "--provider", help="Train at a managed provider (openai, together) instead of locally; key and base URL from the environment."),
@@ -76,6 +55,8 @@ def train_command(
     deepspeed: bool = typer.Option(False, "--deepspeed", help="With --launcher accelerate: DeepSpeed ZeRO (needs the deepspeed package)."),
     zero_stage: int = typer.Option(3, "--zero-stage", help="DeepSpeed ZeRO stage (2 or 3)."),
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="With --launcher accelerate: processes (default: the visible GPUs, else 2)."),
+    *,
+    settings: dict,
 ) -> None:
     """Fine-tune a model: local LoRA / QLoRA / full SFT (TRL + PEFT), a managed provider job, or many GPUs via accelerate.
 
@@ -96,7 +77,7 @@ def train_command(
 
     Example: `tunewise train --launcher accelerate --fsdp --num-processes 8 --model ./llama-3.2-1b --data train.jsonl`
     """
-    from tunewise.config import with_overrides
+    from tunewise.config import override
     from tunewise.errors import TrainingError
 
     if resume:
@@ -105,27 +86,12 @@ def train_command(
         err_console.print(f"Resuming [bold]{resume}[/] from its last checkpoint", highlight=False)
         _print_run(resume_run(resume))
         return
-    targets = None
-    if target_modules:
-        parts = [p.strip() for p in target_modules.split(",") if p.strip()]
-        targets = parts[0] if parts == ["all-linear"] else parts
-    config = with_overrides(
-        _base_config(config_file),
-        dataset=data, eval_dataset=eval_data, model=model, method=method, epochs=epochs, max_steps=max_steps,
-        time_budget_minutes=time_budget, holdout=holdout, init_adapter=init_adapter,
-        learning_rate=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size,
-        gradient_accumulation=grad_accum, max_seq_length=max_seq_length, packing=packing, lora_r=lora_r,
-        lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets, lora_layers=lora_layers,
-        max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, seed=seed,
-        logging_steps=logging_steps, eval_steps=eval_steps, save_steps=save_steps,
-        early_stopping_patience=early_stopping, output_dir=output_dir, hourly_usd=hourly_usd, threads=threads,
-        precision=precision, gradient_checkpointing=gradient_checkpointing, padding_free=padding_free,
-        use_liger=liger, torch_compile=torch_compile,
-    )
+    config = override(_base_config(config_file), **settings)
     if provider:
         from tunewise.train.providers import train_with_provider
 
-        params = {"n_epochs": epochs, "batch_size": batch_size, "seed": seed}
+        # Only what the user passed: the provider's own defaults apply otherwise.
+        params = {"n_epochs": settings["epochs"], "batch_size": settings["batch_size"], "seed": settings["seed"]}
         params.update(_key_values(hp or []))
         run = train_with_provider(
             provider, model=config.model, dataset=config.dataset or _missing_data(), eval_dataset=config.eval_dataset,
@@ -241,13 +207,14 @@ def export_command(
 
 def _base_config(config_file: Optional[Path]) -> TrainConfig:
     """tunewise.yaml's `train:` section, with the keys a --config file sets laid over it."""
-    from tunewise.config import load_config, load_yaml_model
+    from tunewise.config import load_config, load_yaml_model, override
 
     base = load_config().train
     if config_file is None:
         return base
     given = load_yaml_model(config_file, TrainConfig, section="train")
-    return base.model_copy(update={key: getattr(given, key) for key in given.model_fields_set})
+    values = {key: getattr(given, key) for key in given.model_fields_set}
+    return override(base, clear=[key for key, value in values.items() if value is None], **values)
 
 
 def _key_values(items: list[str]) -> dict:

@@ -64,7 +64,7 @@ class TrainConfig(BaseModel):
     early_stopping_patience: int = Field(
         3, ge=0, description="Stop after this many evaluations without a better held-out score (accuracy for classification, else loss); 0: never stop early"
     )
-    output_dir: str | None = Field(None, description="Where the run writes checkpoints and artifacts (empty: runs/<run id> in the workspace)")
+    output_dir: str | None = Field(None, description="Where the run writes checkpoints and artifacts (empty: runs/RUN_ID in the workspace)")
 
     # -- hardware --------------------------------------------------------------------------------
     hourly_usd: float | None = Field(None, ge=0, description="What an hour of this machine costs (empty: hardware.hourly_usd of tunewise.yaml)")

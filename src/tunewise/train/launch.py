@@ -131,7 +131,7 @@ def prepare_launch(
     store=None,
 ) -> tuple[str, TrainConfig, list[str]]:
     """Pick the run id and folder, write config.yaml, accelerate.yaml and launch.sh; return (run_id, config, command)."""
-    from tunewise.config import save_config
+    from tunewise.config import override, save_config
     from tunewise.store.models import new_id
     from tunewise.train.local import CONFIG_FILE, _runs_dir, _store, resolve_dataset
 
@@ -159,7 +159,7 @@ def prepare_launch(
         from tunewise.train.fast import available_cores
 
         updates["threads"] = max(1, available_cores() // num_processes)  # processes share the cores
-    config = config.model_copy(update=updates)
+    config = override(config, **updates)
     config_file = save_config(config, output_dir / CONFIG_FILE)
     settings = accelerate_config(config, strategy=strategy, num_processes=num_processes, cuda=cuda, zero_stage=zero_stage,
                                  main_process_port=_free_port())

@@ -56,13 +56,15 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
         for ref in (config.dataset, config.eval_dataset):
             if ref is not None:
                 resolve_dataset(ref, store)
+        from tunewise.config import override
         from tunewise.store.models import new_id
 
+        init_adapter = None
         if config.init_adapter and not Path(config.init_adapter).is_dir():
-            config = config.model_copy(update={"init_adapter": str(_artifact_folder(config.init_adapter, store))})
+            init_adapter = str(_artifact_folder(config.init_adapter, store))  # a run id becomes its adapter folder
         run_id = run_id or new_id("run")
         output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
-        config = config.model_copy(update={"output_dir": str(output_dir)})
+        config = override(config, init_adapter=init_adapter, output_dir=str(output_dir))
         tokenizer, model_folder = _tokenizer_for(config)
         _check_causal_lm(model_folder, config)
         data, config, recipe = prepare_data(config, tokenizer, store, model_folder=model_folder)
@@ -334,7 +336,7 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     if budget:
         metrics["time_budget"] = budget
         metrics["stopped_at_time_budget"] = budget_callback.hit_deadline
-    hourly = config.hourly_usd if config.hourly_usd is not None else _hourly_usd()
+    hourly = _hourly_usd() if config.hourly_usd is None else config.hourly_usd
     peak = fast.peak_memory_mb(hardware.device)
     run = store.update_run(
         run_id,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewise.config import override
 from tunewise.errors import TrainingError
 from tunewise.train.config import TrainConfig
 
@@ -76,7 +77,8 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
         trials: list[dict[str, Any]] = []
 
         def run_trial(settings: dict[str, Any], rung: int, minutes: float | None, **extra: Any):
-            trial_config = config.model_copy(update={**settings, **extra, "time_budget_minutes": minutes, "output_dir": None})
+            # Each trial is a run of its own: a fresh folder, never the parent's output_dir.
+            trial_config = override(config, **settings, **extra, time_budget_minutes=minutes, clear=["output_dir"])
             _say(progress, f"search {search_id}: rung {rung}, lr {settings['learning_rate']:g}, epochs {settings['epochs']}"
                            + (f", {minutes:.1f} min" if minutes else ""))
             run = train_fn(trial_config, store=store, progress=progress)
