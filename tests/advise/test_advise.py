@@ -273,3 +273,91 @@ def test_run_progress_from_steps():
     # The final evaluation after training (best weights reloaded) is not a periodic one.
     final = run_progress({}, [(10, {"eval_loss": 0.8}), (20, {"eval_loss": 0.9}), (20, {"eval_loss": 0.7, "final": True})])
     assert final["still_improving"] is False
+
+
+# -- every fact says where it came from -----------------------------------------------------------------
+
+
+def test_the_learning_curve_is_projected_not_measured(store, tmp_path, answers_file):
+    _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.05)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    fact = advice.facts["projected_gain_doubling"]
+    assert fact.source == "projected" and "extrapolated" in fact.detail and "500" in fact.detail
+    curve_reasons = [r for r in advice.reasons if "learning curve" in r["text"] or "more data would help" in r["text"]]
+    assert curve_reasons and all(r["source"] == "projected" for r in curve_reasons)
+
+
+def test_an_explicit_answer_wins_over_measured_tokens(store, tmp_path, answers_file):
+    _populate(store, tmp_path)
+    answers_file.write_text(answers_file.read_text() + "input_tokens: 400\n")
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    fact = advice.facts["input_tokens"]
+    assert fact.value == 400 and fact.source == "answered" and "wins over 150" in fact.detail and not fact.transfer
+    # 5M x 400 x $0.25/M + 5M x 5 x $2/M: the answer prices the traffic, not the evaluation's count.
+    assert advice.roi.baseline_monthly_usd == pytest.approx(550)
+    assert not any("tokenizer" in n for n in advice.roi.notes)
+
+
+def test_tokens_counted_by_another_model_say_so(store, tmp_path, answers_file):
+    _populate(store, tmp_path)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    tokens = advice.facts["input_tokens"]
+    assert tokens.source == "measured"
+    assert "smollm2-135m's tokenizer" in tokens.transfer and "price gpt-5-mini" in tokens.transfer
+    assert advice.facts["base_model"].source == "assumed"
+    per_1k = advice.facts["cost_per_1k_usd"]
+    assert per_1k.source == "catalog+measured" and per_1k.transfer == tokens.transfer
+    assert any("smollm2-135m's tokenizer" in n for n in advice.roi.notes)
+    cost_check = next(c for c in advice.win_signals if c.key == "d_cost_per_1k")
+    assert "smollm2-135m's tokenizer" in cost_check.evidence
+
+
+def test_tokens_an_endpoint_of_the_priced_model_reported_are_not_a_transfer(store, tmp_path, answers_file):
+    _populate(store, tmp_path)
+    evaluation = store.latest_evaluation("compare")
+    results = dict(evaluation.results)
+    results["candidates"] = [dict(c) for c in results["candidates"]]
+    for c in results["candidates"]:
+        if c["name"] == "few-shot":
+            c["spec"], c["kind"] = "endpoint:https://api.openai.com/v1#gpt-5-mini", "endpoint"
+    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results=results)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    assert advice.facts["input_tokens"].source == "measured" and not advice.facts["input_tokens"].transfer
+
+
+def test_a_quality_gain_measured_on_a_small_model_says_it_is_transferred(store, tmp_path, answers_file):
+    run = _run_with_steps(store, [(10, 1.2), (20, 0.7)])
+    _populate(store, tmp_path, run_id=run.id)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    money = next(r for r in advice.reasons if r["text"].startswith("money:"))
+    assert "measured on smollm2-135m" in money["text"] and "gpt-5-mini fine-tune" in money["text"]
+    assert "as if it transferred" in money["text"] and "assumed" in money["source"].split("+")
+    assert any("as if it transferred" in n for n in advice.roi.notes)
+
+
+def test_the_lora_experiment_is_priced_from_the_catalog_or_unknown(store, tmp_path):
+    advice = advise(store, {}, today=TODAY, save=False)
+    assert advice.verdict == "lora"
+    last = next(r for r in advice.reasons if "LoRA experiment" in r["text"])
+    assert "cost is unknown: no audit counted the training tokens" in last["text"] and "$50" not in last["text"]
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "x", "label": "y"}\n')
+    dataset = store.add_dataset(data, format="jsonl", rows=6000)
+    store.add_audit(dataset.id, {"rows": 6000, "eval_rows": 600, "tokens": {"billable_per_epoch": 1_360_000},
+                                 "labels": {}, "readiness": {"level": "lora", "verdict": "ok", "examples": 6000}}, passed=True)
+    advice = advise(store, {}, today=TODAY, save=False)
+    last = next(r for r in advice.reasons if "LoRA experiment" in r["text"])
+    # 3 epochs x 1.36M tokens at 13,600 tokens/s on a $3/h H100: 300 s = $0.25, from the catalog.
+    assert advice.verdict == "lora" and "selfhost-h100" in last["text"] and "$0.25" in last["text"]
+    assert "catalog" in last["source"].split("+") and "$50" not in last["text"]
+
+
+def test_the_migration_invents_no_example_count(store):
+    plan = {"requests_per_month": 1000, "input_tokens": 100, "plan_date": "2027-02-01"}
+    advice = advise(store, plan, today=TODAY, save=False)
+    assert not any(o.name.startswith("distill") for o in advice.roi.options)
+    assert advice.migration["cost"].startswith("unknown")
+    advice = advise(store, {**plan, "examples": 2000}, today=TODAY, save=False)
+    distill = next(o for o in advice.roi.options if o.name.startswith("distill"))
+    assert distill.budget_usd == pytest.approx(2000 * 100 * 0.25 / 1e6)  # the teacher labels 2,000 inputs of 100 tokens
+    assert advice.migration["budget_usd"] == pytest.approx(distill.budget_usd)

@@ -1,8 +1,13 @@
 """`advise`: the ROI guide's 7-step checklist and 5 win / 5 lose signals, answered from the store where it can.
 
-Every answer carries its source: `measured` (an audit or evaluation in the store), `computed` (from
-measured facts and the pricing catalog), `answered` (the user, interactively or in an answers
-YAML) or `unknown` (never invented). The verdict is one of: use a classic classifier, keep improving
+Every fact carries its source, one of SOURCES: `measured` here (an audit, evaluation or run in the
+store), `projected` (extrapolated from a measurement, as the learning curve's gain from more data),
+`answered` (the user, interactively or in an answers YAML), `catalog` (the pricing catalog) or
+`assumed` (a setting or a guide's default standing in for a figure nobody gave); a figure derived
+from several carries all of theirs (`catalog+measured`). What none of them gives is unknown, never
+invented. An explicit answer always wins over anything derived. A figure measured on one model and
+applied to another (tokens counted by the embedded model's tokenizer pricing gpt-5-mini, a quality
+gain measured on a small open model in a provider fine-tune's ROI) says so in its text. The verdict is one of: use a classic classifier, keep improving
 the prompt, add retrieval, run a LoRA experiment (or fine-tune with LoRA when one already won), full
 SFT, distill from a teacher. It is stored as a Decision.
 
@@ -85,11 +90,23 @@ QUESTION_ORDER = [
 Asker = Callable[[str, str, type], Any]
 
 
+# The one vocabulary of sources, with the words the advice prints for each.
+SOURCES = {"measured": "measured here", "projected": "projected", "answered": "answered", "catalog": "catalog",
+           "assumed": "assumed"}
+
+
+def join_sources(*sources: str) -> str:
+    """`catalog+measured` from `measured`, `catalog`; 'unknown' when nothing was known."""
+    parts = sorted({part for source in sources if source for part in source.split("+") if part in SOURCES})
+    return "+".join(parts) or "unknown"
+
+
 @dataclass
 class Fact:
     value: Any
-    source: str  # measured | computed | answered | default | unknown
+    source: str  # one of SOURCES, or several joined by '+'
     detail: str = ""
+    transfer: str = ""  # set when the figure was measured on another model than the one it is applied to
 
 
 @dataclass
@@ -184,6 +201,7 @@ def _gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> tuple[dic
     if run is not None:
         steps = [(step.step, step.values or {}) for step in store.run_steps(run.id)]
         found["training"] = {"run_id": run.id, **run_progress(run.metrics, steps)}
+        tuned["model"] = run.base_model  # the fine-tune's quality was measured on this model
     found["examples"] = _example_count(store, audit, run)
     found["lora_runs"] = sum(1 for r in store.list_runs(limit=500) if r.kind in ("lora", "qlora", "full") and r.status == "completed")
     return found, ids
@@ -299,7 +317,7 @@ def advise(
             from tunewise.data.audit import readiness_verdict
 
             ready = readiness_verdict(count["value"], audit["eval_rows"], agreement=agreement, rows=count["rows"])
-            readiness_level, readiness_line, where = ready["level"], ready["verdict"], count["detail"]
+            readiness_level, readiness_line, where = ready.level, ready.verdict, count["detail"]
         measured("readiness", readiness_level, f"{where}: {readiness_line or ''}".strip())
         measured("billable_tokens_per_epoch", audit["billable_per_epoch"], where)
         measured("suspected_mislabeled", audit["suspected_mislabeled"], where)
@@ -308,8 +326,9 @@ def advise(
         measured("task_type", compare["task_type"], where)
         base = compare["baseline"]
         if base:
-            measured("input_tokens", base.get("tokens_in_mean"), f"{where}: {base['name']} mean input tokens")
-            measured("output_tokens", base.get("tokens_out_mean"), f"{where}: {base['name']} mean output tokens")
+            counted = f" counted by {base['model']}'s tokenizer" if base.get("model") else ""
+            measured("input_tokens", base.get("tokens_in_mean"), f"{where}: {base['name']} mean input tokens{counted}")
+            measured("output_tokens", base.get("tokens_out_mean"), f"{where}: {base['name']} mean output tokens{counted}")
             measured("baseline_latency_p50_ms", base.get("latency_p50_ms"), f"{where}: {base['name']}")
         if compare.get("best_prompt"):
             p = compare["best_prompt"]
@@ -326,8 +345,10 @@ def advise(
             measured("classic_matches", compare.get("classic_matches"), f"{where}: within {config.classic_margin:g} of the best LLM")
         measured("retrieval_helps", compare.get("retrieval_helps"), where)
         measured("prompt_candidates", compare.get("prompt_candidates"), where)
-    if curve:
-        measured("projected_gain_doubling", curve["projected_gain_doubling"], f"curve {curve['id']}")
+    if curve and curve["projected_gain_doubling"] is not None:
+        largest = f" (fit up to {curve['largest_size']:,} examples)" if curve["largest_size"] else ""
+        facts["projected_gain_doubling"] = Fact(curve["projected_gain_doubling"], "projected",
+                                                f"curve {curve['id']}: extrapolated from the fit{largest}, not measured")
     training = found["training"]
     if training and training["still_improving"] is not None:
         at = (f"best evaluation at step {training['best_step']} of {training['last_step']}"
@@ -342,12 +363,16 @@ def advise(
                                + (f"; fine-tuned candidate {tuned['name']} evaluated" if tuned else ""))
 
     # Answers: from the YAML first, then interactively for what is still unknown.
+    # An explicit answer wins over anything derived; the derived figure it replaced stays in the detail.
     given = answers.model_dump(exclude_none=True)
     for key, value in given.items():
-        if key in facts and facts[key].source == "measured":
-            facts[key].detail += f" (answer {value!r} ignored: measured wins)"
-            continue
-        facts[key] = Fact(value, "answered", "answers")
+        derived = facts.get(key)
+        detail = "answers"
+        if derived is not None and derived.value != value:
+            detail += f" (wins over {derived.value!r}, {SOURCES.get(derived.source, derived.source)}: {derived.detail})"
+        facts[key] = Fact(value, "answered", detail)
+    if facts.get("examples") and facts["examples"].source == "answered":
+        facts.pop("examples_basis", None)  # the basis sentence describes the count the answer replaced
     if ask is not None:
         for key in QUESTION_ORDER:
             if key in facts or (key == "cost_per_error_usd" and "value_per_correct_usd" in facts):
@@ -363,33 +388,39 @@ def advise(
         return facts[key].value if key in facts else None
 
     def src(*keys: str) -> str:
-        sources = sorted({facts[k].source for k in keys if k in facts})
-        return "+".join(sources) or "unknown"
+        return join_sources(*(facts[k].source for k in keys if k in facts))
 
-    base_model = get("base_model") or config.base_model
+    if "base_model" not in facts:
+        facts["base_model"] = Fact(config.base_model, "assumed", "the advise.base_model setting (answer base_model to change it)")
+    base_model = get("base_model")
     provider_model = get("provider_model") or config.provider_model or base_model
     plan_date = get("plan_date") or today
     base_row = catalog.get(base_model)
     provider_row = catalog.get(provider_model)
+    _mark_token_transfer(facts, compare, catalog, base_row)
 
     # Monthly spend and cost per 1k from unit prices (computed) when volume and tokens are known.
     requests = get("requests_per_month")
     tin, tout = get("input_tokens"), get("output_tokens")
     if base_row.base_input_usd_per_m is not None and tin is not None:
         per_request = (tin * base_row.base_input_usd_per_m + (tout or 0) * (base_row.base_output_usd_per_m or 0)) / 1e6
-        facts["cost_per_1k_usd"] = Fact(per_request * 1000, "computed", f"{base_row.name} unit prices x tokens per request")
+        transfer = facts["input_tokens"].transfer
+        tokens_src = src("input_tokens", "output_tokens")
+        facts["cost_per_1k_usd"] = Fact(per_request * 1000, join_sources("catalog", tokens_src),
+                                        f"{base_row.name} unit prices x tokens per request ({tokens_src})", transfer)
         if requests is not None and "monthly_base_spend_usd" not in facts:
-            facts["monthly_base_spend_usd"] = Fact(per_request * requests, "computed", f"{requests:,.0f} requests x ${per_request * 1000:.3f}/1k")
+            facts["monthly_base_spend_usd"] = Fact(per_request * requests, join_sources("catalog", tokens_src, src("requests_per_month")),
+                                                   f"{requests:,.0f} requests x ${per_request * 1000:.3f}/1k", transfer)
 
     checklist, wins, loses = _checks(facts, get, src, config)
-    verdict, title, reasons = _decide(facts, get, src, checklist, wins, loses, compare, config)
+    verdict, title, reasons = _decide(facts, get, src, checklist, wins, loses, compare, config, catalog)
 
     # Money: the ROI of the fine-tune options, quality from the evaluation where it has one.
     warnings = catalog.warnings_for(provider_row, on=plan_date, horizon_days=30 * config.horizon_months)
     retiring = catalog.retiring(provider_row, on=plan_date, horizon_days=30 * config.horizon_months)
-    roi_result, roi_note = _money(facts, get, compare, catalog, config, base_row, provider_row, plan_date, retiring)
+    roi_result, roi_note, roi_source = _money(facts, get, compare, catalog, config, base_row, provider_row, plan_date, retiring)
     if roi_note:
-        reasons.append({"text": roi_note, "source": "computed"})
+        reasons.append({"text": roi_note, "source": roi_source})
     migration = None
     if retiring is not None:
         migration = {
@@ -404,7 +435,9 @@ def advise(
             ],
         }
         option = next((o for o in (roi_result.options if roi_result else []) if o.name.startswith("distill")), None)
-        if option is not None:
+        if option is None:
+            migration["cost"] = "unknown: answer examples, requests_per_month and input_tokens to price the teacher's labels"
+        else:
             migration.update(budget_usd=option.budget_usd, monthly_usd=option.monthly_usd,
                              incremental_year1_usd=option.incremental_year1_usd, basis=option.budget_basis)
     if retiring is not None:
@@ -432,6 +465,19 @@ def advise(
         )
         advice.decision_id = record.id
     return advice
+
+
+def _mark_token_transfer(facts: dict[str, Fact], compare, catalog: Catalog, priced) -> None:
+    """Tokens counted by another model's tokenizer on the evaluation's prompt that price `priced`: say so."""
+    base = (compare or {}).get("baseline") or {}
+    counted_by = base.get("model")
+    if counted_by and catalog.find(counted_by) is priced:
+        return  # an endpoint of the priced model reported them: measured for that model
+    text = (f"counted by {counted_by or 'the evaluated model'}'s tokenizer on the {base.get('name')} prompt, used to price "
+            f"{priced.name}: its tokenizer and today's prompt may count differently (answer input_tokens to replace them)")
+    for key in ("input_tokens", "output_tokens"):
+        if key in facts and facts[key].source == "measured":
+            facts[key].transfer = text
 
 
 def _answer_type(annotation: Any) -> type:
@@ -501,7 +547,7 @@ def _checks(facts, get, src, config: AdviseConfig):
         Check("latency_binding", "Is your latency floor binding (need <200ms p50)?", latency, ev_latency,
               src("latency_floor_binding", "baseline_latency_p50_ms")),
         Check("spend_over_5k", f"Is your monthly base-model spend already > ${config.spend_threshold_usd:,.0f}?",
-              None if spend is None else spend > config.spend_threshold_usd, f"${_show(spend, '{:,.0f}')}/month",
+              None if spend is None else spend > config.spend_threshold_usd, f"${_show(spend, '{:,.0f}')}/month" + _caveat(facts, "monthly_base_spend_usd"),
               src("monthly_base_spend_usd")),
         Check("tried_lora_or_distill", "Have you tried distillation or LoRA first?", get("lora_tried"),
               facts["lora_tried"].detail, src("lora_tried")),
@@ -524,7 +570,7 @@ def _checks(facts, get, src, config: AdviseConfig):
               struct_ev, struct_src),
         Check("c_latency", "(c) your latency floor is binding", latency, ev_latency, src("latency_floor_binding")),
         Check("d_cost_per_1k", f"(d) cost per 1k inferences > ${config.cost_per_1k_threshold_usd:.2f} with the base model",
-              None if per_1k is None else per_1k > config.cost_per_1k_threshold_usd, f"${_show(per_1k, '{:.3f}')}/1k",
+              None if per_1k is None else per_1k > config.cost_per_1k_threshold_usd, f"${_show(per_1k, '{:.3f}')}/1k" + _caveat(facts, "cost_per_1k_usd"),
               src("cost_per_1k_usd")),
         Check("e_plateau", f"(e) the prompt has plateaued for {config.plateau_days}+ days of disciplined iteration",
               None if plateau is None else (plateau >= config.plateau_days and exhausted is not False),
@@ -549,16 +595,19 @@ def _checks(facts, get, src, config: AdviseConfig):
     return checklist, wins, loses
 
 
-def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfig):
+def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfig, catalog: Catalog):
     reasons: list[dict[str, str]] = []
 
     def because(text: str, source: str) -> None:
         reasons.append({"text": text, "source": source})
 
+    def on(*checks: Check) -> str:
+        return join_sources(*(c.source for c in checks))
+
     lose_true = [c for c in loses if c.answer is True]
     win_true = [c for c in wins if c.answer is True]
     because(f"{len(win_true)} of 5 win signals present, {len(lose_true)} of 5 lose signals present "
-            f"({sum(c.answer is None for c in (*wins, *loses))} unknown)", "computed")
+            f"({sum(c.answer is None for c in (*wins, *loses))} unknown)", on(*wins, *loses))
     for check in lose_true:
         because(f"lose signal {check.question}: {check.evidence}", check.source)
     examples = get("examples")
@@ -569,7 +618,7 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
     more_data = doubling is not None and doubling > config.data_gain_margin
     if doubling is not None:
         because(f"the learning curve projects {doubling:+.3f} from doubling the data"
-                + (": more data would help, the fine-tune has not plateaued" if more_data else ""), "measured")
+                + (": more data would help, the fine-tune has not plateaued" if more_data else ""), "projected")
     unfinished = get("finetune_still_improving") is True
 
     if get("classic_matches"):
@@ -581,13 +630,13 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
             because(f"the fine-tune ({get('best_finetuned')}) beats the best prompt ({get('best_prompt')}) by "
                     f"{gain:+.3f}, significant ({facts['finetune_significant'].detail})", "measured")
             if checklist[1].answer and len(win_true) == 5 and not lose_true:
-                because("all five win signals and 10k+ consistent examples: full SFT can move further than LoRA", "computed")
+                because("all five win signals and 10k+ consistent examples: full SFT can move further than LoRA", on(*wins, checklist[1]))
                 return "full-sft", VERDICTS["full-sft"], reasons
             if get("teacher_available") and examples is not None and examples < config.floor_examples:
                 because(f"only {examples:,} examples and a teacher does the task: distill more training data", "answered")
                 return "distill", VERDICTS["distill"], reasons
             if lose_true:
-                because("measured evidence outweighs the ROI guide's priors here, but treat the lose signals as risks", "computed")
+                because("measured evidence outweighs the ROI guide's priors here, but treat the lose signals as risks", on(*lose_true))
             return "lora", "Fine-tune with LoRA (it beat the prompts on your eval set)", reasons
         because(f"the fine-tune ({get('best_finetuned')}) does not significantly beat the best prompt "
                 f"({gain:+.3f}; {facts['finetune_significant'].detail if 'finetune_significant' in facts else 'no test'})",
@@ -598,9 +647,9 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
                 because(f"the fine-tune was still improving at its last evaluation "
                         f"({facts['finetune_still_improving'].detail}): its result against the prompt is not "
                         "counted as a lose signal", "measured")
-                because("next: run a budgeted search (`tunewise train --search`) or add training data", "computed")
+                because("next: run a budgeted search (`tunewise train --search`) or add training data", "measured")
                 return "lora", "Finish the fine-tune: run a budgeted search (`tunewise train --search`) or add data", reasons
-            because("next: collect or distill more training data and train again; more data would help", "computed")
+            because("next: collect or distill more training data and train again; more data would help", "projected")
             return "lora", "Add training data: the learning curve says more data would help the fine-tune", reasons
         if get("retrieval_helps") or get("needs_fresh_knowledge"):
             because("retrieval few-shot beats plain prompts" if get("retrieval_helps") else
@@ -608,7 +657,7 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
             return "retrieval", VERDICTS["retrieval"], reasons
         return "prompt", VERDICTS["prompt"], reasons
     if len(lose_true) >= 2:
-        because("two or more lose signals: stop, ship the prompt, revisit in 6 months", "computed")
+        because("two or more lose signals: stop, ship the prompt, revisit in 6 months", on(*lose_true))
         if get("retrieval_helps") or get("needs_fresh_knowledge"):
             return "retrieval", VERDICTS["retrieval"], reasons
         return "prompt", VERDICTS["prompt"], reasons
@@ -621,22 +670,39 @@ def _decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConf
         because("a teacher already does the task and labeled data is short: distillation skips human labels", "answered")
         return "distill", VERDICTS["distill"], reasons
     if checklist[0].answer is False:
-        because("checklist step 1: prompt iteration is not exhausted; two more weeks of prompts save $10-25k",
-                checklist[0].source)
+        because("checklist step 1: prompt iteration is not exhausted (the ROI guide: two more weeks of prompts "
+                "save $10-25k)", checklist[0].source)
         return "prompt", VERDICTS["prompt"], reasons
     if len(win_true) == 5 and checklist[5].answer:
-        because("all five win signals present and LoRA already tried", "computed")
+        because("all five win signals present and LoRA already tried", on(*wins, checklist[5]))
         return "full-sft", VERDICTS["full-sft"], reasons
-    because("no measured fine-tune yet: a $50 LoRA experiment answers 'does fine-tuning help at all?'", "computed")
+    cost, cost_source = _experiment_cost(get, src, catalog, config)
+    because(f"no measured fine-tune yet: a LoRA experiment answers 'does fine-tuning help at all?' ({cost})", cost_source)
     return "lora", VERDICTS["lora"], reasons
 
 
+def _experiment_cost(get, src, catalog: Catalog, config: AdviseConfig) -> tuple[str, str]:
+    """One LoRA run's cost on the open-model row, from the audit's billable tokens and the catalog; else unknown."""
+    tokens = get("billable_tokens_per_epoch")
+    row = catalog.get(config.open_model_row)
+    estimate = catalog.training_estimate(row, tokens * config.epochs) if tokens is not None else None
+    if estimate is None:
+        why = "no audit counted the training tokens" if tokens is None else f"{row.name} has no training price"
+        return f"its cost is unknown: {why}", src("billable_tokens_per_epoch")
+    return (f"one run on {row.name} costs about ${estimate.usd:,.2f}: {config.epochs} epochs (advise.epochs) x "
+            f"{estimate.basis}" + (" (example rate, edit it)" if row.example else ""),
+            join_sources("catalog", "assumed", src("billable_tokens_per_epoch")))
+
+
 def _money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row, provider_row, plan_date, retiring):
+    """(RoiResult or None, the sentence for the reasons, its sources). Figures nobody gave are unknown or
+    labelled assumed; a quality gain measured on another model says it is applied as if it transferred."""
     requests = get("requests_per_month")
     if requests is None:
-        return None, "money unknown: answer requests_per_month to price the options"
+        return None, "money unknown: answer requests_per_month to price the options", "unknown"
     if get("input_tokens") is None and base_row.base_input_usd_per_m is not None:
-        return None, "money unknown: answer input_tokens (or evaluate a candidate that records tokens)"
+        return None, "money unknown: answer input_tokens (or evaluate a candidate that records tokens)", "unknown"
+    sources = ["catalog", facts["requests_per_month"].source, facts["input_tokens"].source if "input_tokens" in facts else ""]
     epochs_tokens = get("billable_tokens_per_epoch")
     training_tokens = epochs_tokens * config.epochs if epochs_tokens is not None else None
     options = []
@@ -646,11 +712,12 @@ def _money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row
     open_row = catalog.get(config.open_model_row)
     options.append(FineTuneOption(name=f"LoRA on an open model ({open_row.name})", method="lora", model=open_row.name,
                                   serve_on=open_row.name, training_tokens=training_tokens))
-    if retiring is not None:
-        examples = get("examples") or 10_000
+    assumed = [f"{config.epochs} epochs a run (advise.epochs)"] if training_tokens is not None else []
+    if retiring is not None and get("examples") is not None:
+        # The teacher labels as many inputs as there are examples today, at the base model's prices.
         per_example = (get("input_tokens") or 0) * (base_row.base_input_usd_per_m or 0) + (get("output_tokens") or 0) * (
             base_row.base_output_usd_per_m or 0)
-        teacher = examples * per_example / 1e6
+        teacher = get("examples") * per_example / 1e6
         options.append(FineTuneOption(name=f"distill to an open model ({open_row.name}, migration)", method="distill",
                                       model=open_row.name, serve_on=open_row.name, training_tokens=training_tokens,
                                       extra_upfront_usd=teacher))
@@ -660,29 +727,57 @@ def _money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row
         "labeling_hours": get("labeling_hours") or 0, "eval_set_usd": get("eval_set_usd") or 0,
         "value_per_correct_usd": get("value_per_correct_usd"), "cost_per_error_usd": get("cost_per_error_usd"),
     }
+    for key, what in (("labeling_hours", "0 labeling hours"), ("eval_set_usd", "a $0 eval set")):
+        if get(key) is None:
+            assumed.append(f"{what} ({key} not answered)")
     if get("labeler_rate_usd") is not None:
         data["labeler_rate_usd"] = get("labeler_rate_usd")
     if data["value_per_correct_usd"] is not None:
         data["cost_per_error_usd"] = None
+    transfer = ""
     if compare and compare.get("best_finetuned") and (compare.get("best_prompt") or compare.get("baseline")):
         reference = compare.get("best_prompt") or compare["baseline"]
         tuned = compare["best_finetuned"]
+        measured_on = tuned.get("model") or reference.get("model")
+        elsewhere = [o.name for o in options if not (measured_on and catalog.find(measured_on) is catalog.find(o.model or ""))]
+        if elsewhere:
+            transfer = (f"the quality gain was measured on {measured_on or 'the evaluated models'} and is applied to "
+                        f"{', '.join(elsewhere)} as if it transferred")
         data.update(baseline_quality=reference["value"], finetuned_quality=tuned["value"],
-                    quality_source=f"evaluation {compare['id']} ({compare['metric']}: {tuned['name']} vs {reference['name']})")
+                    quality_source=f"evaluation {compare['id']} ({compare['metric']}: {tuned['name']} vs {reference['name']})"
+                    + (f"; {transfer}" if transfer else ""))
         comparison = tuned.get("comparison") or {}
         if comparison.get("vs") == reference["name"] and comparison.get("low") is not None:
             data.update(gain_low=comparison["low"], gain_high=comparison["high"])
+        sources += ["measured", "assumed" if transfer else ""]
+    value_key = "value_per_correct_usd" if get("value_per_correct_usd") is not None else "cost_per_error_usd"
+    sources.append(facts[value_key].source if value_key in facts else "")
+    if assumed:
+        sources.append("assumed")
     result = roi(RoiInputs.model_validate(data), catalog)
+    if assumed:
+        result.notes.append("assumed: " + "; ".join(assumed))
+    if facts.get("input_tokens") and facts["input_tokens"].transfer:
+        result.notes.append(f"input tokens {facts['input_tokens'].transfer}")
+    source = join_sources(*sources)
     if result.best is None:
-        return result, "money: costs priced; the benefit needs a measured fine-tune and a value per correct answer"
+        return result, "money: costs priced; the benefit needs a measured fine-tune and a value per correct answer", source
     best = result.best
     text = (f"money: best option {best.name}: year-1 cost ${best.incremental_year1_usd:,.0f}, benefit "
             f"${best.benefit_year1_usd:,.0f}, net ${best.net_year1_usd:,.0f}, break-even "
             f"{'month ' + str(best.break_even_month) if best.break_even_month else 'never'}")
+    if transfer:
+        text += f" ({transfer})"
     flips = [s.input for s in result.sensitivity if s.flips]
     if flips:
         text += f"; the decision flips with {', '.join(flips)}"
-    return result, text
+    return result, text, source
+
+
+def _caveat(facts: dict[str, Fact], key: str) -> str:
+    """'; tokens counted by ...' when the fact was measured on another model than the one it is applied to."""
+    fact = facts.get(key)
+    return f"; tokens {fact.transfer}" if fact is not None and fact.transfer else ""
 
 
 def _show(value: Any, fmt: str = "{}") -> str:

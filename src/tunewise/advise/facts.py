@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunewise.errors import EvaluationError
+
 PROMPT_KINDS = {"zero-shot", "few-shot", "prompt", "endpoint"}
 RETRIEVAL_KINDS = {"knn-few-shot", "retrieval", "rag", "retrieval-few-shot"}
 FINETUNED_KINDS = {"adapter", "lora", "qlora", "full", "finetune", "fine-tune", "finetuned", "provider", "run"}
@@ -25,6 +27,17 @@ def candidate_group(candidate: dict[str, Any]) -> str:
     if kind in FINETUNED_KINDS or candidate.get("run_id"):
         return "finetuned"
     return "other"
+
+
+def candidate_model(candidate: dict[str, Any]) -> str | None:
+    """The model a prompt or endpoint candidate ran (its tokenizer counted the tokens); None for adapters and classic."""
+    from tunewise.evaluate.specs import parse_spec
+
+    try:
+        spec = parse_spec(str(candidate.get("spec") or candidate.get("name") or ""))
+    except EvaluationError:
+        return None
+    return None if spec.kind in ("adapter", "classic") else spec.model
 
 
 def _metric(candidate: dict[str, Any], metric: str | None) -> tuple[float | None, float | None, float | None]:
@@ -57,6 +70,7 @@ def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> d
             "value": value, "low": low, "high": high,
             "comparison": raw.get("comparison") or None,
             "run_id": raw.get("run_id"),
+            "model": candidate_model(raw),
             "tokens_in_mean": ops.get("tokens_in_mean"),
             "tokens_out_mean": ops.get("tokens_out_mean"),
             "latency_p50_ms": ops.get("latency_p50_ms"),
@@ -181,4 +195,4 @@ def _count(value: Any) -> int | None:
         return None
 
 
-__all__ = ["candidate_group", "compare_facts", "audit_facts", "curve_facts", "run_progress"]
+__all__ = ["candidate_group", "candidate_model", "compare_facts", "audit_facts", "curve_facts", "run_progress"]
