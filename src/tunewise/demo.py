@@ -229,8 +229,8 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     result.run_id = run.id
 
     def evaluate_candidates() -> tuple[dict, str]:
-        from tunewise.cli.evaluate import print_results
         from tunewise.evaluate import evaluate
+        from tunewise.evaluate.report import print_results
         from tunewise.evaluate.config import EvalConfig
 
         k = plan.few_shot_k
@@ -244,9 +244,9 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         config = EvalConfig(limit=plan.eval_limit, system_prompt=SYSTEM_PROMPT, shot_max_chars=plan.shot_max_chars)
         # No explicit baseline: evaluate() compares everything with the best prompt candidate.
         results = evaluate(data["eval"], candidates, train_path=train_path, config=config, store=store)
-        print_results(results)
-        result.evaluation_id = results.get("evaluation_id")
-        result.verdict = results.get("verdict")
+        print_results(results, console)
+        result.evaluation_id = results.evaluation_id
+        result.verdict = results.verdict
         return results, f"verdict: {result.verdict}"
 
     steps.run(6, "Evaluate against prompt baselines", evaluate_candidates)
@@ -269,9 +269,9 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
                                 train_fn=train_or_reuse,
                                 eval_config=EvalConfig(system_prompt=SYSTEM_PROMPT, decoding="constrained"),
                                 limit=plan.curve_eval_rows, plot_dir=root / "report")
-        scores = ", ".join(f"{n}: {s:.3f}" for n, s in zip(fitted["sizes"], fitted["scores"]))
-        gain = fitted.get("projected_gain_doubling")
-        return fitted, f"{fitted['metric']} by training size: {scores}; projected gain from doubling the data: {_num(gain, '{:+.3f}')}"
+        scores = ", ".join(f"{n}: {s:.3f}" for n, s in zip(fitted.sizes, fitted.scores))
+        gain = fitted.projected_gain_doubling
+        return fitted, f"{fitted.metric} by training size: {scores}; projected gain from doubling the data: {_num(gain, '{:+.3f}')}"
 
     steps.run(7, "Learning curve", curve)
 

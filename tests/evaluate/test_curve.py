@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tunewise.records.evaluation import CandidateResult, CurveResults, EvaluationResults, MetricValue
+
 SIZES = [50, 100, 200, 400, 800]
 
 
@@ -19,9 +21,9 @@ def test_fit_recovers_a_saturating_exponential():
     from tunewise.evaluate.curve import fit_curve, predict
 
     fit = fit_curve(SIZES, [saturating(n) for n in SIZES])
-    assert fit["model"] == "exponential" and fit["r2"] == pytest.approx(1.0)
-    assert fit["params"] == pytest.approx({"a": 0.3, "b": 0.004, "c": 0.55}, rel=1e-3)
-    assert fit["asymptote"] == pytest.approx(0.85, rel=1e-3)
+    assert fit.model == "exponential" and fit.r2 == pytest.approx(1.0)
+    assert fit.params == pytest.approx({"a": 0.3, "b": 0.004, "c": 0.55}, rel=1e-3)
+    assert fit.asymptote == pytest.approx(0.85, rel=1e-3)
     assert predict(fit, 1600) == pytest.approx(saturating(1600), abs=1e-4)
 
 
@@ -30,8 +32,8 @@ def test_fit_recovers_an_inverse_power_law():
 
     scores = [0.9 - 2.0 * n**-0.5 for n in SIZES]
     fit = fit_curve(SIZES, scores)
-    assert fit["model"] == "power"
-    assert fit["params"] == pytest.approx({"a": 0.9, "b": 2.0, "c": 0.5}, rel=1e-3)
+    assert fit.model == "power"
+    assert fit.params == pytest.approx({"a": 0.9, "b": 2.0, "c": 0.5}, rel=1e-3)
 
 
 def test_noisy_saturating_data_still_fit_close():
@@ -39,8 +41,8 @@ def test_noisy_saturating_data_still_fit_close():
 
     noise = [0.01, -0.008, 0.006, -0.004, 0.003]
     fit = fit_curve(SIZES, [saturating(n) + d for n, d in zip(SIZES, noise)])
-    assert fit["model"] in ("exponential", "power") and fit["r2"] > 0.98
-    assert fit["asymptote"] == pytest.approx(0.85, abs=0.05)
+    assert fit.model in ("exponential", "power") and fit.r2 > 0.98
+    assert fit.asymptote == pytest.approx(0.85, abs=0.05)
 
 
 def test_doubling_projection_sign_follows_the_data():
@@ -64,7 +66,7 @@ def test_falls_back_to_log_linear_and_says_why(monkeypatch):
     from tunewise.evaluate.curve import _project, fit_curve
 
     two = fit_curve([100, 200], [0.6, 0.7])
-    assert two["model"] == "log-linear" and "fewer than three sizes" in two["note"]
+    assert two.model == "log-linear" and "fewer than three sizes" in two.note
     assert _project(two, [100, 200], [0.6, 0.7])[0] == pytest.approx(0.1)
 
     def no_convergence(*args, **kwargs):
@@ -72,13 +74,19 @@ def test_falls_back_to_log_linear_and_says_why(monkeypatch):
 
     monkeypatch.setattr("scipy.optimize.curve_fit", no_convergence)
     fit = fit_curve(SIZES, [saturating(n) for n in SIZES])
-    assert fit["model"] == "log-linear"
-    assert "exponential fit failed (Optimal parameters not found" in fit["note"] and "fell back to log-linear" in fit["note"]
+    assert fit.model == "log-linear"
+    assert "exponential fit failed (Optimal parameters not found" in fit.note and "fell back to log-linear" in fit.note
     # A log-linear projection cannot push an accuracy past 1.
     steep = [0.5, 0.7, 0.9, 0.97, 0.99]
     fit = fit_curve(SIZES, steep)
     gain, projected = _project(fit, SIZES, steep)
     assert projected <= 1.0 and gain <= 0.01 + 1e-9
+
+
+def point_results(candidates):
+    """What `evaluate()` returns for one size, for the fakes that stand in for training and evaluating."""
+    return EvaluationResults(task_type="classification", primary_metric="accuracy", verdict="-", candidates=candidates,
+                             confidence=0.9, bootstrap_samples=10, eval_path="eval.jsonl", rows=20, hardware="test")
 
 
 def fake_pipeline(store, score_of):
@@ -95,10 +103,11 @@ def fake_pipeline(store, score_of):
         run = store.get_run(candidates[0].split(":", 1)[1])
         n = run.config["max_train_examples"]
         score = score_of(n)
-        candidate = {"name": candidates[0], "spec": candidates[0], "kind": "adapter", "run_id": run.id, "status": "completed",
-                     "metrics": {"accuracy": {"value": score, "low": score - 0.05, "high": min(1.0, score + 0.05)}}}
-        results = {"task_type": "classification", "primary_metric": "accuracy", "candidates": [candidate]}
-        store.add_evaluation(kind="compare", dataset_id=None, config={}, results=results)
+        candidate = CandidateResult(name=candidates[0], spec=candidates[0], kind="adapter", run_id=run.id, status="completed",
+                                    metrics={"accuracy": MetricValue(value=score, low=score - 0.05, high=min(1.0, score + 0.05))})
+        results = point_results([candidate])
+        stored = store.add_evaluation(kind="compare", dataset_id=None, config={}, results=results.to_store())
+        results.evaluation_id = stored.id
         return results
 
     return train_fn, evaluate_fn, calls
@@ -124,23 +133,23 @@ def test_learning_curve_trains_evaluates_fits_and_stores(store, tmp_path):
 
     assert [c.max_train_examples for c in calls["train"]] == SIZES
     assert all(call[3].limit == 10 for call in calls["evaluate"])
-    assert results["sizes"] == SIZES and results["metric"] == "accuracy"
-    assert results["scores"] == pytest.approx([saturating(n) for n in SIZES])
-    assert results["fit"]["model"] == "exponential" and results["fit"]["params"]["b"] == pytest.approx(0.004, rel=1e-3)
-    assert results["projected_gain_doubling"] == pytest.approx(saturating(1600) - saturating(800), abs=1e-4)
-    assert "from 800 to 1,600 examples" in results["statement"] and "+" in results["statement"]
+    assert results.sizes == SIZES and results.metric == "accuracy"
+    assert results.scores == pytest.approx([saturating(n) for n in SIZES])
+    assert results.fit.model == "exponential" and results.fit.params["b"] == pytest.approx(0.004, rel=1e-3)
+    assert results.projected_gain_doubling == pytest.approx(saturating(1600) - saturating(800), abs=1e-4)
+    assert "from 800 to 1,600 examples" in results.statement and "+" in results.statement
 
     stored = store.latest_evaluation(kind="curve")
-    assert stored.id == results["evaluation_id"]
-    for key in ("metric", "sizes", "scores", "fit", "projected_gain_doubling", "run_ids"):
-        assert stored.results[key] == results[key]
-    assert stored.verdict == results["statement"]
+    assert stored.id == results.evaluation_id
+    assert CurveResults.from_store(stored.results) == results
+    assert results.confidence == 0.9 and results.low[0] == pytest.approx(saturating(50) - 0.05)
+    assert stored.verdict == results.statement
     linked = store.evaluation_candidates(stored.id)
-    assert [c.run_id for c in linked] == results["run_ids"] and [c.name for c in linked] == [f"n={n}" for n in SIZES]
-    assert open(results["plot_path"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert [c.run_id for c in linked] == results.run_ids and [c.name for c in linked] == [f"n={n}" for n in SIZES]
+    assert open(results.plot_path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # The per-size evaluations are curve points: `latest` comparisons (report, review) skip them.
     assert store.latest_evaluation(kind="compare") is None
-    assert sorted(results["evaluation_ids"]) == sorted(e.id for e in store.list_evaluations() if e.kind == "curve-point")
+    assert sorted(results.evaluation_ids) == sorted(e.id for e in store.list_evaluations() if e.kind == "curve-point")
 
 
 def test_bad_sizes_are_refused(store, tmp_path):
@@ -164,7 +173,8 @@ def test_a_failed_size_names_the_size_and_candidate(store, tmp_path):
     train_fn, _, _ = fake_pipeline(store, saturating)
 
     def failing(eval_path, candidates, **kwargs):
-        return {"primary_metric": "accuracy", "candidates": [{"spec": candidates[0], "status": "failed", "error": "adapter folder missing"}]}
+        return point_results([CandidateResult(name=candidates[0], spec=candidates[0], kind="adapter", status="failed",
+                                              error="adapter folder missing")])
 
     with pytest.raises(EvaluationError, match=r"size 50: candidate adapter:run-\w+ failed: adapter folder missing"):
         learning_curve(train, train, [50, 100], base_config=TrainConfig(model="tiny"), store=store, progress=False,
@@ -197,10 +207,6 @@ def test_cli_curve_prints_the_projection(store, tmp_path, monkeypatch):
 
 
 def test_real_two_size_curve_on_the_tiny_model(store, tmp_path, tiny_model_dir):
-    try:
-        from tunewise.evaluate import evaluate  # noqa: F401  (built by the evaluation stage)
-    except ImportError:
-        pytest.skip("tunewise.evaluate.evaluate is not available yet")
     from tunewise.evaluate.curve import learning_curve
     from tunewise.evaluate.config import EvalConfig
     from train.conftest import chat_rows, tiny_config, write_jsonl  # tests/ is on sys.path (rootdir-relative packages)
@@ -211,6 +217,6 @@ def test_real_two_size_curve_on_the_tiny_model(store, tmp_path, tiny_model_dir):
         train, evals, [8, 24], base_config=tiny_config(tiny_model_dir, train, max_steps=2), store=store, progress=False,
         eval_config=EvalConfig(bootstrap_samples=100, max_new_tokens=4), allow_contamination=True,
     )
-    assert results["sizes"] == [8, 24] and len(results["run_ids"]) == 2
-    assert all(0.0 <= s <= 1.0 for s in results["scores"]) and results["fit"]["model"] == "log-linear"
-    assert store.get_run(results["run_ids"][1]).config["max_train_examples"] == 24
+    assert results.sizes == [8, 24] and len(results.run_ids) == 2
+    assert all(0.0 <= s <= 1.0 for s in results.scores) and results.fit.model == "log-linear"
+    assert store.get_run(results.run_ids[1]).config["max_train_examples"] == 24

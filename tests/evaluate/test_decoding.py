@@ -98,13 +98,13 @@ def test_free_and_constrained_decoding_of_one_model_side_by_side(tmp_path, tiny_
     finally:
         torch.set_num_threads(threads)
 
-    names = [c["name"] for c in results["candidates"]]
+    names = [c.name for c in results.candidates]
     assert names == [f"zero-shot:{m}", f"zero-shot:{m}?constrained=1", f"adapter:{run.id}", f"adapter:{run.id}?constrained=1"]
-    assert [c["decoding"] for c in results["candidates"]] == ["free", "constrained", "free", "constrained"]
-    assert [c["status"] for c in results["candidates"]] == ["completed"] * 4
-    assert store.get_evaluation(results["evaluation_id"]).results["candidates"][3]["decoding"] == "constrained"
+    assert [c.decoding for c in results.candidates] == ["free", "constrained", "free", "constrained"]
+    assert [c.status for c in results.candidates] == ["completed"] * 4
+    assert store.get_evaluation(results.evaluation_id).results["candidates"][3]["decoding"] == "constrained"
 
-    lines = [json.loads(line) for line in Path(results["outputs_path"]).read_text().splitlines()]
+    lines = [json.loads(line) for line in Path(results.outputs_path).read_text().splitlines()]
     for name in names[1::2]:  # the constrained ones spell nothing but labels, even from random weights
         assert all(line["candidates"][name]["output"] in WORDS for line in lines)
     for name in names[::2]:  # a random-init model decoding freely does not (which is why constrained exists)

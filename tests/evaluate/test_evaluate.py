@@ -106,19 +106,22 @@ def test_classic_and_endpoint_with_a_down_endpoint_reported_as_failed(task_files
     train, evals = task_files
     down = f"endpoint:http://127.0.0.1:{_closed_port()}/v1#gpt-4o"
     results = evaluate(evals, ["classic:tfidf", f"endpoint:{endpoint}#gpt-5-mini", down], train_path=train, config=FAST, store=store, progress=False)
-    by_kind = {c["name"]: c for c in results["candidates"]}
+    by_kind = {c.name: c for c in results.candidates}
     classic = by_kind["classic:tfidf"]
-    assert classic["status"] == "completed"
-    assert classic["metrics"]["accuracy"]["value"] >= 0.9
+    assert classic.status == "completed"
+    assert classic.metrics["accuracy"].value >= 0.9
     ok = by_kind[f"endpoint:{endpoint}#gpt-5-mini"]
-    assert ok["status"] == "completed" and ok["metrics"]["accuracy"]["value"] == 1.0
+    assert ok.status == "completed" and ok.metrics["accuracy"].value == 1.0
     # Priced from the catalog: gpt-5-mini base $0.25/M in, $2/M out; 50 in + 2 out tokens per request.
-    assert ok["operations"]["cost_per_1k_usd"] == pytest.approx(1000 * (50 * 0.25 + 2 * 2.0) / 1e6)
+    assert ok.operations.cost_per_1k_usd == pytest.approx(1000 * (50 * 0.25 + 2 * 2.0) / 1e6)
     failed = by_kind[down]
-    assert failed["status"] == "failed" and "cannot connect" in failed["error"]
-    assert results["baseline"] == f"endpoint:{endpoint}#gpt-5-mini"  # the only completed prompt candidate
-    assert results["verdict"].startswith("no significant difference between the TF-IDF classifier and gpt-5-mini")
-    assert set(classic["operations"]) >= {"latency_p50_ms", "latency_p95_ms", "requests_per_second", "cost_per_1k_usd", "cost_basis"}
+    assert failed.status == "failed" and "cannot connect" in failed.error
+    assert results.baseline == f"endpoint:{endpoint}#gpt-5-mini"  # the only completed prompt candidate
+    assert results.verdict.startswith("no significant difference between the TF-IDF classifier and gpt-5-mini")
+    # The classic classifier and the endpoint answer one request at a time: their latency is measured per request.
+    for measured in (classic, ok):
+        assert 0 < measured.operations.latency_p50_ms <= measured.operations.latency_p95_ms
+        assert measured.operations.amortized_ms_per_request is None and measured.operations.requests_per_second > 0
 
 
 def test_prompt_and_adapter_candidates_share_the_model_and_round_trip_through_the_store(task_files, tiny_model_dir, store, tmp_path, one_thread):
@@ -138,21 +141,25 @@ def test_prompt_and_adapter_candidates_share_the_model_and_round_trip_through_th
     specs = [f"zero-shot:{m}", f"few-shot:{m}?k=3", f"knn-few-shot:{m}?k=2", f"adapter:{run.id[:8]}"]
     config = FAST.model_copy(update={"limit": 6})
     results = evaluate(evals, specs, train_path=train, config=config, store=store, progress=False)
-    assert results["baseline"] == f"few-shot:{m}?k=3"
-    assert [c["status"] for c in results["candidates"]] == ["completed"] * 4
-    tuned = results["candidates"][3]
-    assert tuned["run_id"] == run.id and tuned["comparison"]["vs"] == f"few-shot:{m}?k=3"
-    assert results["verdict"] == results["verdicts"][tuned["name"]]
-    assert "the fine-tune" in results["verdict"]
-    assert results["rows"] == 6 and results["limit"] == 6
+    assert results.baseline == f"few-shot:{m}?k=3"
+    assert [c.status for c in results.candidates] == ["completed"] * 4
+    tuned = results.candidates[3]
+    assert tuned.run_id == run.id and tuned.comparison.vs == f"few-shot:{m}?k=3"
+    assert results.verdict == results.verdicts[tuned.name]
+    assert "the fine-tune" in results.verdict
+    assert results.rows == 6 and results.limit == 6
 
-    stored = store.get_evaluation(results["evaluation_id"])
-    assert stored.results == results and stored.verdict == results["verdict"] and stored.task_type == "classification"
-    assert [c.name for c in store.evaluation_candidates(stored.id)] == [c["name"] for c in results["candidates"]]
+    stored = store.get_evaluation(results.evaluation_id)
+    assert stored.results == results.to_store() and stored.verdict == results.verdict and stored.task_type == "classification"
+    assert [c.name for c in store.evaluation_candidates(stored.id)] == [c.name for c in results.candidates]
     assert store.evaluation_candidates(stored.id)[3].run_id == run.id
-    lines = [json.loads(line) for line in Path(results["outputs_path"]).read_text().splitlines()]
-    assert len(lines) == 6 and set(lines[0]["candidates"]) == {c["name"] for c in results["candidates"]}
-    assert {"output", "prediction", "correct", "latency_ms"} <= set(lines[0]["candidates"][tuned["name"]])
+    lines = [json.loads(line) for line in Path(results.outputs_path).read_text().splitlines()]
+    assert len(lines) == 6 and set(lines[0]["candidates"]) == {c.name for c in results.candidates}
+    assert {"output", "prediction", "correct", "tokens_in", "tokens_out"} <= set(lines[0]["candidates"][tuned.name])
+    # Local models run batched: no per-request latency is claimed, only the amortised time per request.
+    assert "latency_ms" not in lines[0]["candidates"][tuned.name]
+    assert tuned.operations.latency_p50_ms is None and tuned.operations.amortized_ms_per_request > 0
+    assert "amortised" in tuned.operations.cost_basis
 
 
 def test_contaminated_eval_set_is_refused_unless_allowed(task_files, store):
@@ -160,7 +167,7 @@ def test_contaminated_eval_set_is_refused_unless_allowed(task_files, store):
     with pytest.raises(EvaluationError, match="duplicate training rows.*--allow-contamination"):
         evaluate(train, ["classic:tfidf"], train_path=train, config=FAST, store=store, progress=False)
     results = evaluate(train, ["classic:tfidf"], train_path=train, config=FAST, store=store, progress=False, allow_contamination=True)
-    assert results["contamination"]["eval_rows_affected"] == 45
+    assert results.contamination.eval_rows_affected == 45
 
 
 def test_bad_input_is_one_line(task_files, store):
@@ -199,11 +206,11 @@ def test_json_task_counts_invalid_json_from_an_endpoint(tmp_path, store):
     finally:
         server.shutdown()
         server.server_close()
-    (cand,) = results["candidates"]
-    assert results["task_type"] == "json" and results["primary_metric"] == "schema_compliance"
-    assert cand["metrics"]["json_validity"]["value"] == 0.5 and cand["metrics"]["field_accuracy"]["value"] == 0.5
-    assert cand["operations"]["cost_per_1k_usd"] is None and "not in the pricing catalog" in cand["operations"]["cost_basis"]
-    assert results["verdict"].startswith("only local-model completed")
+    (cand,) = results.candidates
+    assert results.task_type == "json" and results.primary_metric == "schema_compliance"
+    assert cand.metrics["json_validity"].value == 0.5 and cand.metrics["field_accuracy"].value == 0.5
+    assert cand.operations.cost_per_1k_usd is None and "not in the pricing catalog" in cand.operations.cost_basis
+    assert results.verdict.startswith("only local-model completed")
 
 
 def test_cli_eval_json_and_one_line_errors(task_files, capsys):
@@ -215,6 +222,7 @@ def test_cli_eval_json_and_one_line_errors(task_files, capsys):
     assert done.value.code == 0
     results = json.loads(capsys.readouterr().out)
     assert results["rows"] == 9 and results["candidates"][0]["metrics"]["accuracy"]["value"] >= 0.8
+    assert results["kind"] == "evaluation-results" and results["schema_version"] == 1
 
     with pytest.raises(SystemExit) as done:
         main(["eval", "--data", str(evals), "-c", "adapter:run-nothere"])
@@ -265,7 +273,7 @@ def test_free_text_with_an_llm_judge(tmp_path, store):
     finally:
         server.shutdown()
         server.server_close()
-    (cand,) = results["candidates"]
-    assert results["task_type"] == "text" and results["primary_metric"] == "rouge_l"
-    assert cand["metrics"]["judge_score"]["value"] == pytest.approx(0.75)  # 4 on the 1-5 scale
-    assert 0 < cand["metrics"]["rouge_l"]["value"] < 1 and 0 <= cand["metrics"]["bleu"]["value"] < 1
+    (cand,) = results.candidates
+    assert results.task_type == "text" and results.primary_metric == "rouge_l"
+    assert cand.metrics["judge_score"].value == pytest.approx(0.75)  # 4 on the 1-5 scale
+    assert 0 < cand.metrics["rouge_l"].value < 1 and 0 <= cand.metrics["bleu"].value < 1

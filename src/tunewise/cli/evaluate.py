@@ -50,7 +50,7 @@ def eval_command(
     allow_contamination: bool = typer.Option(False, "--allow-contamination", help="Evaluate even when eval rows duplicate training rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
-    """Score every candidate on the same eval set: metric with 95% interval, difference vs the baseline with p-value, latency and $ per 1,000 requests.
+    """Score every candidate on the same eval set: metric with interval (eval.confidence), difference vs the baseline with p-value, latency (or amortised time per request) and $ per 1,000 requests.
 
     Example: `tunewise eval --data eval.jsonl --train train.jsonl -c zero-shot:smollm2-135m -c few-shot:smollm2-135m?k=8 -c knn-few-shot:smollm2-135m?k=8 -c classic:tfidf -c adapter:run-1a2b`
     """
@@ -71,50 +71,9 @@ def eval_command(
     if as_json:
         import json
 
-        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(results.to_store(), indent=2, ensure_ascii=False))
         return
-    print_results(results)
-
-
-def print_results(results: dict) -> None:
-    """The candidates table and the verdict (also used by the demo)."""
-    from rich.table import Table
-
     from tunewise.console import console
+    from tunewise.evaluate.report import print_results
 
-    primary = results["primary_metric"]
-    pct = lambda x: f"{x * 100:.1f}"  # noqa: E731
-    table = Table(
-        title=f"{results['rows']} eval rows, {results['task_type']}: {primary} (%) with {results['confidence'] * 100:g}% interval",
-        caption=f"baseline: {results['baseline']}",
-    )
-    for column, justify in (("candidate", "left"), (primary, "right"), ("vs baseline", "right"), ("p", "right"),
-                            ("p50 / p95 ms", "right"), ("$ / 1k req", "right")):
-        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in (primary, "vs baseline"), min_width=18 if column == "candidate" else None)
-    for c in results["candidates"]:
-        if c["status"] != "completed":
-            table.add_row(c["name"], "[red]failed[/]", "", "", "", "")
-            continue
-        m = c["metrics"][primary]
-        comp = c.get("comparison")
-        diff = f"{comp['diff'] * 100:+.1f} ({pct(comp['low'])}–{pct(comp['high'])})" if comp else "[dim]baseline[/]"
-        if comp and comp["significant"]:
-            diff = f"[bold]{diff}[/]"
-        from tunewise.evaluate.stats import format_p
-
-        p = format_p(comp["p_value"]).removeprefix("p=").removeprefix("p") if comp else ""
-        ops = c["operations"]
-        latency = f"{ops['latency_p50_ms']:.0f} / {ops['latency_p95_ms']:.0f}" if ops.get("latency_p50_ms") is not None else "-"
-        cost = f"${ops['cost_per_1k_usd']:.4f}" if ops.get("cost_per_1k_usd") is not None else "-"
-        table.add_row(c["name"], f"{pct(m['value'])} ({pct(m['low'])}–{pct(m['high'])})", diff, p, latency, cost)
-    console.print(table)
-    for c in results["candidates"]:
-        if c["status"] != "completed":
-            console.print(f"[red]{c['name']} failed:[/] {c.get('error', '')}", highlight=False, soft_wrap=True)
-    contamination = results.get("contamination") or {}
-    if contamination.get("eval_rows_affected"):
-        console.print(f"[yellow]warning:[/] {contamination['eval_rows_affected']} eval rows duplicate training rows (--allow-contamination)")
-    if results.get("limit"):
-        console.print(f"[yellow]note:[/] only the first {results['limit']} eval rows were scored (--limit)")
-    console.print(f"[bold]{results['verdict']}[/]", highlight=False, soft_wrap=True)  # one line: easy to grep and paste
-    console.print(f"evaluation {results['evaluation_id']}; per-row outputs {results['outputs_path']}", highlight=False, soft_wrap=True)
+    print_results(results, console)

@@ -51,10 +51,10 @@ def curve_command(
     results = learning_curve(
         data, eval_path, _sizes(sizes), base_config=base, eval_config=config.eval, limit=limit, allow_contamination=allow_contamination
     )
-    for size, score in zip(results["sizes"], results["scores"]):
-        console.print(f"{size:>7,} examples  {results['metric']} {score:.3f}")
-    console.print(f"[bold]{results['statement']}[/]", highlight=False)
-    console.print(f"curve {results['evaluation_id']}: plot {results['plot_path']}", highlight=False)
+    for size, score in zip(results.sizes, results.scores):
+        console.print(f"{size:>7,} examples  {results.metric} {score:.3f}")
+    console.print(f"[bold]{results.statement}[/]", highlight=False)
+    console.print(f"curve {results.evaluation_id}: plot {results.plot_path}", highlight=False)
 
 
 def export_review_command(
@@ -78,7 +78,7 @@ def import_review_command(
     first: str = typer.Argument(..., metavar="EVAL_ID_OR_FILE", help="The filled CSV (rated against the latest comparison), or an evaluation id followed by the CSV."),
     second: str | None = typer.Argument(None, metavar="FILE", help="The filled CSV when an evaluation id comes first."),
 ) -> None:
-    """Fold people's ratings (1-5 or win / lose / tie) from a review CSV into the evaluation: mean per candidate with a 95% interval.
+    """Fold people's ratings (1-5 or win / lose / tie) from a review CSV into the evaluation: mean per candidate with an interval at the evaluation's confidence.
 
     Example: `tunewise eval import-review eval-3f2a9c1b7d review/review-eval-3f2a9c1b7d.csv`
     """
@@ -87,15 +87,12 @@ def import_review_command(
     from tunewise.evaluate.review import import_review
 
     evaluation, file = ("latest", first) if second is None else (first, second)
-    summary = import_review(evaluation, file)
-    table = Table(title=f"Human review: {summary['rows_rated']} rows rated")
-    for column in ("candidate", "scale", "mean", "95% CI", "rated"):
+    review = import_review(evaluation, file)
+    table = Table(title=f"Human review: {review.rows_rated} rows rated")
+    for column in ("candidate", "scale", "mean", f"{review.confidence * 100:g}% CI", "rated"):
         table.add_column(column)
-    for name, s in summary["candidates"].items():
-        if s["n"]:
-            table.add_row(name, s["scale"], f"{s['mean']:.2f}", f"{s['low']:.2f}–{s['high']:.2f}", str(s["n"]))
-        else:
-            table.add_row(name, "-", "-", "-", "0")
+    for name, s in review.candidates.items():
+        table.add_row(name, s.scale, f"{s.mean:.2f}", f"{s.low:.2f}–{s.high:.2f}", str(s.n))
     console.print(table)
 
 

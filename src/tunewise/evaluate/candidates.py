@@ -1,7 +1,8 @@
 """How each kind of candidate produces its replies: local models, endpoints, the classic classifier.
 
-Each runner returns a `Replies`: one text per eval row plus per-row latency and token counts and
-how the cost was measured. Local models are loaded once per model name (or run) in a `ModelCache`
+Each runner returns a `Replies`: one text per eval row plus token counts, per-row latency where each
+request is timed on its own (endpoints, the classic classifier; not batched local generation), and
+how time and cost were measured. Local models are loaded once per model name (or run) in a `ModelCache`
 shared by all candidates of an evaluation.
 """
 
@@ -22,7 +23,7 @@ from tunewise.evaluate.tasks import Example, Task, build_prompt, row_system, tas
 @dataclass
 class Replies:
     texts: list[str]
-    latency_s: list[float]  # per request (batched local: batch time / batch size)
+    latency_s: list[float] | None  # measured request by request; None where requests ran batched (their time is shared)
     tokens_in: list[int | None]
     tokens_out: list[int | None]
     wall_seconds: float  # total time spent producing all replies
@@ -124,11 +125,11 @@ def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: E
     wall = time.perf_counter() - started
     basis = (
         f"measured on this machine ({hardware}): {len(prompts)} requests in {wall:.1f} s, prefilled {config.batch_size} "
-        f"at a time and decoded in groups of up to {max((g.batch_size for g in gens), default=0)}; per-request "
-        f"latency is group time / group size"
+        f"at a time and decoded in groups of up to {max((g.batch_size for g in gens), default=0)}; time per request is "
+        f"amortised (wall time / requests), not a per-request latency"
     )
     return Replies(
-        [g.text for g in gens], [g.seconds / g.batch_size for g in gens], [g.tokens_in for g in gens],
+        [g.text for g in gens], None, [g.tokens_in for g in gens],
         [g.tokens_out for g in gens], wall, basis,
     )
 

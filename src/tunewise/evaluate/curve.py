@@ -2,7 +2,7 @@
 
     from tunewise.evaluate.curve import learning_curve
     curve = learning_curve("train.jsonl", "eval.jsonl", [50, 100, 250, 500])
-    print(curve["statement"])          # doubling the data is projected to add ... points
+    print(curve.statement)          # doubling the data is projected to add ... points
 
 CLI: `tunewise eval curve --data train.jsonl --eval eval.jsonl --sizes 50,100,250,500`.
 
@@ -10,7 +10,8 @@ For each size a LoRA run trains on a seeded, label-stratified subset (`max_train
 nested, so a bigger size adds data rather than swapping it), the adapter is evaluated on the same
 held-out set, and a curve is fitted to (size, score): a saturating exponential a·(1−e^(−b·n))+c or an
 inverse power law a−b·n^(−c), whichever fits better; log-linear a+b·ln(n) when neither converges or
-there are fewer than three sizes. The result is stored as an Evaluation of kind `curve`.
+there are fewer than three sizes. The result, a `CurveResults` record, is stored as an Evaluation of kind
+`curve`; the point evaluations are kept as kind `curve-point`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tunewise.errors import EvaluationError, NotFoundError
+from tunewise.records.evaluation import CandidateResult, CurveFit, CurveResults, EvaluationResults
 
 FORMULAS = {
     "exponential": "a·(1−exp(−b·n))+c",
@@ -48,22 +49,19 @@ def learning_curve(
     limit: int | None = None,
     allow_contamination: bool = False,
     plot_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> CurveResults:
     """Train a LoRA at each size, evaluate each on `eval_path`, fit a curve, store it and return its results.
 
     `train_fn(config, store=, progress=)` and `evaluate_fn(eval_path, [spec], train_path=, config=, store=,
     allow_contamination=, progress=)` default to `tunewise.train.train` and `tunewise.evaluate.evaluate`
     (tests inject fakes). `limit` evaluates only the first N eval rows.
-    Example: learning_curve("train.jsonl", "eval.jsonl", [50, 100, 250, 500])["projected_gain_doubling"]
+    Example: learning_curve("train.jsonl", "eval.jsonl", [50, 100, 250, 500]).projected_gain_doubling
     """
     sizes = _check_sizes(sizes, train_path)
     if train_fn is None:
         from tunewise.train import train as train_fn
     if evaluate_fn is None:
-        try:
-            from tunewise.evaluate import evaluate as evaluate_fn
-        except ImportError as exc:
-            raise EvaluationError("tunewise.evaluate.evaluate is not available in this install") from exc
+        from tunewise.evaluate import evaluate as evaluate_fn
     if base_config is None:
         from tunewise.train import TrainConfig
 
@@ -84,6 +82,7 @@ def learning_curve(
         run_ids: list[str] = []
         eval_ids: list[str | None] = []
         metric = None
+        confidence = None
         for step, size in enumerate(sizes, start=1):
             if progress:
                 _say(f"learning curve: size {size} ({step}/{len(sizes)}): training")
@@ -93,57 +92,49 @@ def learning_curve(
             spec = candidate_template.format(run_id=run.id)
             if progress:
                 _say(f"learning curve: size {size} ({step}/{len(sizes)}): evaluating {spec}")
-            results = evaluate_fn(
+            point: EvaluationResults = evaluate_fn(
                 str(eval_path), [spec], train_path=str(train_path), config=eval_config, store=store,
                 allow_contamination=allow_contamination, progress=progress,
             )
-            candidate = _candidate(results, spec, run.id, size)
-            metric = metric or results.get("primary_metric")
-            value = (candidate.get("metrics") or {}).get(metric) or {}
-            if value.get("value") is None:
+            candidate = _candidate(point, spec, run.id, size)
+            metric, confidence = metric or point.primary_metric, confidence or point.confidence
+            value = candidate.metric(metric)
+            if value is None:
                 raise EvaluationError(f"learning curve: size {size}: the evaluation has no {metric!r} score for {spec}")
-            scores.append(float(value["value"]))
-            lows.append(value.get("low"))
-            highs.append(value.get("high"))
+            scores.append(value.value)
+            lows.append(value.low)
+            highs.append(value.high)
             run_ids.append(run.id)
-            eval_ids.append(_demote_point_evaluation(store, results, spec))
+            eval_ids.append(_demote_point_evaluation(store, point))
 
         fit = fit_curve(sizes, scores)
         gain, projected = _project(fit, sizes, scores)
-        results = {
-            "metric": metric,
-            "sizes": sizes,
-            "scores": scores,
-            "low": lows,
-            "high": highs,
-            "fit": fit,
-            "projected_gain_doubling": gain,
-            "projected_score_doubling": projected,
-            "run_ids": run_ids,
-            "evaluation_ids": eval_ids,
-            "limit": limit,
-        }
-        results["statement"] = curve_statement(results)
+        results = CurveResults(
+            metric=metric, sizes=sizes, scores=scores, low=lows, high=highs, confidence=confidence, fit=fit,
+            projected_gain_doubling=gain, projected_score_doubling=projected, run_ids=run_ids, evaluation_ids=eval_ids,
+            limit=limit, statement="",
+        )
+        results.statement = curve_statement(results)
         record = store.add_evaluation(
             kind="curve",
             dataset_id=_dataset_id(store, eval_path),
             train_dataset_id=_dataset_id(store, train_path),
             config={"sizes": sizes, "candidate_template": candidate_template, "train": base_config.model_dump(mode="json"), "limit": limit},
-            results=results,
+            results=results.to_store(),
             candidates=[
                 {"name": f"n={size}", "spec": candidate_template.format(run_id=run_id), "run_id": _known_run(store, run_id),
                  "status": "completed", "metrics": {metric: {"value": score, "low": low, "high": high}}}
                 for size, run_id, score, low, high in zip(sizes, run_ids, scores, lows, highs)
             ],
-            verdict=results["statement"],
+            verdict=results.statement,
         )
         plot_path = Path(plot_dir) if plot_dir else _reports_dir()
         plot_path.mkdir(parents=True, exist_ok=True)
         plot_path = plot_path / f"curve-{record.id}.png"
         plot_path.write_bytes(plot_curve(results))
-        results["evaluation_id"] = record.id
-        results["plot_path"] = str(plot_path)
-        store.update_evaluation(record.id, results=dict(results), report_path=str(plot_path))
+        results.evaluation_id = record.id
+        results.plot_path = str(plot_path)
+        store.update_evaluation(record.id, results=results.to_store(), report_path=str(plot_path))
         return results
     finally:
         if own:
@@ -167,32 +158,21 @@ def _check_sizes(sizes, train_path) -> list[int]:
     return sizes
 
 
-def _candidate(results: dict, spec: str, run_id: str, size: int) -> dict:
-    candidates = results.get("candidates") or []
-    found = next(
-        (c for c in candidates if spec in (c.get("spec"), c.get("name")) or (c.get("run_id") and c.get("run_id") == run_id)),
-        candidates[0] if len(candidates) == 1 else None,
-    )
+def _candidate(results: EvaluationResults, spec: str, run_id: str, size: int) -> CandidateResult:
+    found = results.candidate(spec) or next((c for c in results.candidates if c.run_id == run_id), None)
     if found is None:
         raise EvaluationError(f"learning curve: size {size}: the evaluation returned no result for {spec}")
-    if found.get("status", "completed") != "completed":
-        raise EvaluationError(f"learning curve: size {size}: candidate {spec} {found.get('status')}: {found.get('error', 'no detail')}")
+    if not found.completed:
+        raise EvaluationError(f"learning curve: size {size}: candidate {spec} {found.status}: {found.error or 'no detail'}")
     return found
 
 
-def _demote_point_evaluation(store, results: dict, spec: str) -> str | None:
+def _demote_point_evaluation(store, results: EvaluationResults) -> str | None:
     """Mark the per-size evaluation `curve-point`, so that `latest` comparisons and reports skip it."""
-    ref = results.get("evaluation_id") or results.get("id")
-    try:
-        if ref is None:
-            latest = store.latest_evaluation()
-            names = {c.get("spec") for c in (latest.results or {}).get("candidates", [])} if latest else set()
-            ref = latest.id if latest is not None and spec in names else None
-        if ref is not None:
-            store.update_evaluation(ref, kind="curve-point")
-    except NotFoundError:
+    if results.evaluation_id is None:
         return None
-    return ref
+    store.update_evaluation(results.evaluation_id, kind="curve-point")
+    return results.evaluation_id
 
 
 def _known_run(store, run_id: str) -> str | None:
@@ -244,11 +224,11 @@ def _power(x, a, b, c):
     return a - b * np.power(x, -c)
 
 
-def fit_curve(sizes: list[int], scores: list[float]) -> dict[str, Any]:
+def fit_curve(sizes: list[int], scores: list[float]) -> CurveFit:
     """Fit score against training size: the better of the saturating exponential and the inverse power law, else log-linear.
 
-    Returns `{model, formula, params, r2, sse, asymptote, note}`; `note` says why log-linear was used when it was.
-    Example: fit_curve([50, 100, 200, 400], [0.52, 0.68, 0.79, 0.84])["model"] == "exponential"
+    `note` says why log-linear was used when it was, or why a fit is rough.
+    Example: fit_curve([50, 100, 200, 400], [0.52, 0.68, 0.79, 0.84]).model == "exponential"
     """
     import numpy as np
 
@@ -276,7 +256,7 @@ def fit_curve(sizes: list[int], scores: list[float]) -> dict[str, Any]:
         best = min(good, key=lambda f: f["sse"] - (1e-12 if f["model"] == "exponential" else 0.0))
         if len(n) == 3:
             best["note"] = "three sizes fit three parameters exactly: treat the projection as rough"
-        return best
+        return CurveFit(**best)
     slope, intercept = np.polyfit(np.log(n), y, 1)
     fitted = intercept + slope * np.log(n)
     fit = {
@@ -287,7 +267,7 @@ def fit_curve(sizes: list[int], scores: list[float]) -> dict[str, Any]:
         "note": "; ".join(notes) + "; fell back to log-linear (no plateau: the projection is optimistic for large sizes)",
     }
     fit.update(_goodness(y, fitted))
-    return fit
+    return CurveFit(**fit)
 
 
 def _fit_saturating(model: str, x, y, scale: float) -> dict:
@@ -338,17 +318,17 @@ def _goodness(y, fitted) -> dict:
     return {"sse": sse, "r2": (1.0 - sse / sst) if sst > 1e-15 else None}
 
 
-def predict(fit: dict, n: float) -> float:
+def predict(fit: CurveFit, n: float) -> float:
     """The fitted curve's score at `n` training examples."""
-    p = fit["params"]
-    if fit["model"] == "exponential":
+    p = fit.params
+    if fit.model == "exponential":
         return p["a"] * (1.0 - math.exp(-p["b"] * n)) + p["c"]
-    if fit["model"] == "power":
+    if fit.model == "power":
         return p["a"] - p["b"] * n ** (-p["c"])
     return p["a"] + p["b"] * math.log(n)
 
 
-def _project(fit: dict, sizes: list[int], scores: list[float]) -> tuple[float, float]:
+def _project(fit: CurveFit, sizes: list[int], scores: list[float]) -> tuple[float, float]:
     """Gain of the fitted curve from the largest size to twice it (clipped to [0, 1] for rate metrics)."""
     n = max(sizes)
     here, there = predict(fit, n), predict(fit, 2 * n)
@@ -358,61 +338,48 @@ def _project(fit: dict, sizes: list[int], scores: list[float]) -> tuple[float, f
     return float(there - here), float(there)
 
 
-def curve_statement(results: dict) -> str:
+def curve_statement(results: CurveResults) -> str:
     """One sentence: the projected gain from doubling the data, with the fit that produced it."""
-    n = max(results["sizes"])
-    gain = results["projected_gain_doubling"]
-    fit = results["fit"]
-    metric = results.get("metric") or "score"
-    rate = all(0.0 <= s <= 1.0 for s in results["scores"])
+    n = max(results.sizes)
+    gain, fit = results.projected_gain_doubling, results.fit
+    rate = all(0.0 <= s <= 1.0 for s in results.scores)
     amount = f"{gain * 100:+.1f} points" if rate else f"{gain:+.4g}"
-    how = {"exponential": "saturating exponential fit", "power": "inverse power-law fit", "log-linear": "log-linear fit (no saturating fit)"}[fit["model"]]
-    r2 = f", R² {fit['r2']:.2f}" if fit.get("r2") is not None else ""
+    how = {"exponential": "saturating exponential fit", "power": "inverse power-law fit", "log-linear": "log-linear fit (no saturating fit)"}[fit.model]
+    r2 = f", R² {fit.r2:.2f}" if fit.r2 is not None else ""
     plateau = ""
-    if fit.get("asymptote") is not None:
-        plateau = f"; plateau ≈ {fit['asymptote']:.3f}" if rate else f"; plateau ≈ {fit['asymptote']:.4g}"
-    return f"Doubling the training data from {n:,} to {2 * n:,} examples is projected to change {metric} by {amount} ({how}{r2}{plateau})."
+    if fit.asymptote is not None:
+        plateau = f"; plateau ≈ {fit.asymptote:.3f}" if rate else f"; plateau ≈ {fit.asymptote:.4g}"
+    return f"Doubling the training data from {n:,} to {2 * n:,} examples is projected to change {results.metric} by {amount} ({how}{r2}{plateau})."
 
 
 # -- plot -----------------------------------------------------------------------------------------
 
 
-def plot_curve(results: dict) -> bytes:
+def plot_curve(results: CurveResults) -> bytes:
     """PNG bytes: the measured scores (with intervals when known), the fitted curve, and the doubling projection."""
-    import io
-
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    # Figure + Agg canvas directly: no pyplot global state, works headless and in threads.
-    figure = Figure(figsize=(6.4, 3.8), dpi=100)
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    sizes = np.asarray(results["sizes"], dtype=float)
-    scores = np.asarray(results["scores"], dtype=float)
-    lows, highs = results.get("low") or [], results.get("high") or []
-    if lows and highs and all(v is not None for v in [*lows, *highs]):
-        yerr = np.vstack([scores - np.asarray(lows, float), np.asarray(highs, float) - scores]).clip(min=0)
-        ax.errorbar(sizes, scores, yerr=yerr, fmt="o", color="#1f5fa8", capsize=3, label="measured (95% CI)")
+    from tunewise.render import figure, png_bytes
+
+    fig = figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    sizes = np.asarray(results.sizes, dtype=float)
+    scores = np.asarray(results.scores, dtype=float)
+    if all(v is not None for v in [*results.low, *results.high]):
+        yerr = np.vstack([scores - np.asarray(results.low, float), np.asarray(results.high, float) - scores]).clip(min=0)
+        ax.errorbar(sizes, scores, yerr=yerr, fmt="o", color="#1f5fa8", capsize=3, label=f"measured ({results.confidence:.0%} CI)")
     else:
         ax.plot(sizes, scores, "o", color="#1f5fa8", label="measured")
-    fit = results.get("fit")
-    if fit:
-        top = sizes.max()
-        inside = np.geomspace(sizes.min(), top, 100)
-        beyond = np.geomspace(top, 2 * top, 30)
-        ax.plot(inside, [predict(fit, v) for v in inside], "-", color="#d9822b", label=f"fit: {fit['formula']}")
-        ax.plot(beyond, [predict(fit, v) for v in beyond], "--", color="#d9822b")
-        if results.get("projected_score_doubling") is not None:
-            ax.plot([2 * top], [results["projected_score_doubling"]], "s", color="#d9822b", label="projected at 2× data")
+    top = sizes.max()
+    inside = np.geomspace(sizes.min(), top, 100)
+    beyond = np.geomspace(top, 2 * top, 30)
+    ax.plot(inside, [predict(results.fit, v) for v in inside], "-", color="#d9822b", label=f"fit: {results.fit.formula}")
+    ax.plot(beyond, [predict(results.fit, v) for v in beyond], "--", color="#d9822b")
+    ax.plot([2 * top], [results.projected_score_doubling], "s", color="#d9822b", label="projected at 2× data")
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
-    ax.set_ylabel(results.get("metric") or "score")
+    ax.set_ylabel(results.metric)
     ax.set_title("Learning curve")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(fig)

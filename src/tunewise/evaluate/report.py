@@ -3,50 +3,29 @@
     from tunewise.evaluate.report import write_report
     html_path, md_path = write_report("report/")
 
-Sections: the verdict; candidates with metric, 95% interval, difference from the baseline, p-value and
+Sections: the verdict; candidates with metric, interval, difference from the baseline, p-value and
 significance; every metric; the best candidate's confusion matrix; its worst errors with examples;
-latency and cost per 1,000 requests; human ratings; the learning curve; the data audit; the decision
-(`tunewise advise`). The HTML carries its CSS inline and its plots as base64 PNG, so it opens offline
-and can be mailed as one file; the Markdown links the same plots, written beside it.
+time and cost per 1,000 requests; how each fine-tune was trained; human ratings; the learning curve;
+the data audit; the decision (`tunewise advise`). Each section is built once as data
+(`tunewise.render.sections`) and rendered to HTML by the `report.html` template and to Markdown; the
+HTML carries the one stylesheet and its plots as base64 PNG, so it opens offline and can be mailed as
+one file; the Markdown links the same plots, written beside it. Intervals are labelled with the
+confidence level the evaluation was run at (EvalConfig.confidence).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import re
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import EvaluationError, NotFoundError, TunewiseError
-from tunewise.evaluate.review import completed_candidates, iter_outputs, load_evaluation
+from tunewise.errors import EvaluationError, NotFoundError, StoreError, TunewiseError
+from tunewise.evaluate.review import comparison_results, iter_outputs, load_evaluation
+from tunewise.records.evaluation import CandidateResult, Confusion, CurveResults, EvaluationResults
+from tunewise.render.sections import Section, Table, render_markdown
 
 MAX_ERRORS = 8
 CLIP = 300  # characters of an input or output shown in the error examples
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1d2330;line-height:1.45}
-h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e3e7ee;padding-bottom:.2rem;margin-top:2.2rem}
-.meta{color:#5b6473;font-size:.9rem}
-.verdict{font-size:1.15rem;background:#f2f7ff;border-left:5px solid #1f5fa8;padding:.7rem 1rem;margin:1rem 0}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
-th,td{border:1px solid #d6dbe3;padding:.3rem .55rem;text-align:left;vertical-align:top}
-th{background:#f0f3f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.best td{font-weight:600}
-.yes{color:#17803d;font-weight:600}.no{color:#8a8f98}
-pre{white-space:pre-wrap;word-wrap:break-word;margin:0;font-size:.82rem;max-width:420px}
-img{max-width:100%;border:1px solid #e3e7ee}
-.note{color:#5b6473;font-size:.88rem}
-"""
-
-
-@dataclass
-class Section:
-    md: str
-    html: str
-    images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG, written beside the Markdown
 
 
 def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: str = "latest") -> tuple[Path, Path]:
@@ -56,6 +35,7 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
     and decision sections use the newest of each in the store.
     Example: html_path, md_path = write_report("report/", evaluation_ref="eval-3f2a9c1b7d")
     """
+    from tunewise.render import render_page
     from tunewise.store import Store
 
     own = store is None
@@ -66,15 +46,16 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
         audit = store.latest_audit()
         if evaluation is None and curve is None and audit is None and store.latest_decision() is None:
             raise EvaluationError("nothing to report yet: run `tunewise data audit`, `tunewise eval` or `tunewise advise` first")
-        sections = [_header(store, evaluation)]
+        facts, verdict, sections = _header(store, evaluation), None, []
         if evaluation is not None:
-            results = evaluation.results or {}
-            sections += [_candidates(results), _all_metrics(results), _confusion(evaluation), _errors(evaluation),
+            results = comparison_results(evaluation)
+            verdict = results.verdict
+            sections += [_candidates(results), _all_metrics(results), _confusion(results), _errors(results),
                          _operations(results), _training(store, results), _human_review(results)]
         else:
-            sections.append(Section("## Candidates\n\nNo comparison yet: run `tunewise eval`.\n",
-                                    "<h2>Candidates</h2><p>No comparison yet: run <code>tunewise eval</code>.</p>"))
+            sections.append(Section("Candidates").text("No comparison yet: run `tunewise eval`."))
         sections += [_curve(curve), _audit(audit), _decision(store)]
+        sections = [s for s in sections if s is not None]
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -82,15 +63,10 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
             for name, png in section.images.items():
                 (out / name).write_bytes(png)
         md_path = out / "report.md"
-        md_path.write_text("\n".join(s.md for s in sections if s.md), encoding="utf-8")
+        head = "# tunewise report\n\n" + " · ".join(facts) + "\n\n" + (f"**Verdict:** {verdict}\n" if verdict else "")
+        md_path.write_text(head + "\n" + render_markdown(sections), encoding="utf-8")
         html_path = out / "report.html"
-        body = "\n".join(s.html for s in sections if s.html)
-        html_path.write_text(
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>tunewise report</title><style>{_CSS}</style></head><body>{body}</body></html>",
-            encoding="utf-8",
-        )
+        html_path.write_text(render_page("report.html", title="tunewise report", facts=facts, verdict=verdict, sections=sections), encoding="utf-8")
         if evaluation is not None:
             store.update_evaluation(evaluation.id, report_path=str(html_path.resolve()))
         return html_path, md_path
@@ -109,8 +85,6 @@ def _evaluation(store, ref: str):
 
 
 # -- formatting -----------------------------------------------------------------------------------
-
-esc = html.escape
 
 
 def _is_rate(values) -> bool:
@@ -142,84 +116,32 @@ def _p(value) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(text) -> str:
-        # Replies are data, not markup: a stray <b> in a model output must not restyle the summary.
-        text = str(text).replace("|", "\\|").replace("\n", " ")
-        return re.sub(r"<(?=[A-Za-z/!])", "&lt;", text)
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def _ci(confidence: float) -> str:
+    """The interval's label at the level it was computed at, e.g. '95% CI'."""
+    return f"{confidence * 100:g}% CI"
 
 
-_NUM = " class='num'"
-
-
-def _html_table(header: list[str], rows: list[list[str]], *, numeric: set[int] = frozenset(), classes: list[str] | None = None, raw: bool = False) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        css = f" class='{classes[i]}'" if classes and classes[i] else ""
-        cells = "".join(f"<td{_NUM if j in numeric else ''}>{c if raw else esc(str(c))}</td>" for j, c in enumerate(row))
-        body.append(f"<tr{css}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{esc(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
-
-
-def _figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure) -> bytes:
-    import io
-
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+def _clip(text, limit: int = CLIP) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- sections -------------------------------------------------------------------------------------
 
 
-def _header(store, evaluation) -> Section:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    facts = [f"generated {now}"]
-    verdict = None
-    if evaluation is not None:
-        results = evaluation.results or {}
-        facts.append(f"evaluation {evaluation.id}")
-        dataset = _dataset_name(store, evaluation.dataset_id)
-        if dataset:
-            facts.append(f"eval set {dataset}")
-        train = _dataset_name(store, evaluation.train_dataset_id)
-        if train:
-            facts.append(f"training set {train}")
-        task = results.get("task_type") or evaluation.task_type
-        if task:
-            facts.append(f"task {task}")
-        rows = results.get("rows") or results.get("n_rows") or results.get("n")
-        if rows:
-            facts.append(f"{rows} eval rows")
-        limit = (evaluation.config or {}).get("limit") or results.get("limit")
-        if limit:
-            facts.append(f"limited to the first {limit} rows (a quick look, not the full set)")
-        verdict = results.get("verdict") or evaluation.verdict
-    md = "# tunewise report\n\n" + " · ".join(facts) + "\n\n"
-    page = "<h1>tunewise report</h1><p class='meta'>" + " · ".join(esc(f) for f in facts) + "</p>"
-    if verdict:
-        md += f"**Verdict:** {verdict}\n"
-        page += f"<p class='verdict'><strong>Verdict:</strong> {esc(verdict)}</p>"
-    return Section(md, page)
+def _header(store, evaluation) -> list[str]:
+    facts = [f"generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"]
+    if evaluation is None:
+        return facts
+    results = comparison_results(evaluation)
+    facts.append(f"evaluation {evaluation.id}")
+    for label, dataset_id in (("eval set", evaluation.dataset_id), ("training set", evaluation.train_dataset_id)):
+        if name := _dataset_name(store, dataset_id):
+            facts.append(f"{label} {name}")
+    facts += [f"task {results.task_type}", f"{results.rows} eval rows"]
+    if results.limit:
+        facts.append(f"limited to the first {results.limit} rows (a quick look, not the full set)")
+    return facts
 
 
 def _dataset_name(store, dataset_id) -> str | None:
@@ -232,184 +154,125 @@ def _dataset_name(store, dataset_id) -> str | None:
     return f"{dataset.name} ({dataset.rows} rows, {dataset.id})"
 
 
-def _primary(candidate: dict, metric: str | None) -> dict:
-    return ((candidate.get("metrics") or {}).get(metric) or {}) if metric else {}
-
-
-def best_candidate(results: dict) -> dict | None:
+def best_candidate(results: EvaluationResults) -> CandidateResult | None:
     """The completed candidate with the highest primary metric."""
-    metric = results.get("primary_metric")
-    scored = [c for c in completed_candidates(results) if _primary(c, metric).get("value") is not None]
-    return max(scored, key=lambda c: _primary(c, metric)["value"]) if scored else None
+    return results.best_candidate()
 
 
-def _candidates(results: dict) -> Section:
-    metric = results.get("primary_metric") or "score"
-    baseline = results.get("baseline")
-    candidates = results.get("candidates") or []
-    rate = _is_rate([_primary(c, metric).get("value") for c in candidates])
-    best = best_candidate(results)
-    header = ["candidate", "kind", "decoding", metric, "95% CI", f"diff vs {baseline or 'baseline'}", "diff 95% CI", "p-value", "significant"]
-    rows, classes = [], []
-    for c in candidates:
-        value = _primary(c, metric)
-        comparison = c.get("comparison") or {}
-        status = c.get("status", "completed")
-        if status != "completed":
-            significant = status + (f": {c['error']}" if c.get("error") else "")
-        elif c.get("name") == baseline or c.get("spec") == baseline:
+def _candidates(results: EvaluationResults) -> Section:
+    metric, baseline, ci = results.primary_metric, results.baseline, _ci(results.confidence)
+    rate = _is_rate([c.metrics[metric].value for c in results.completed() if metric in c.metrics])
+    best = results.best_candidate()
+    header = ["candidate", "kind", "decoding", metric, ci, f"diff vs {baseline or 'baseline'}", f"diff {ci}", "p-value", "significant"]
+    rows = []
+    for c in results.candidates:
+        value, comparison = c.metric(metric), c.comparison
+        if not c.completed:
+            significant = c.status + (f": {c.error}" if c.error else "")
+        elif c.name == baseline:
             significant = "baseline"
-        elif comparison.get("significant") is None:
+        elif comparison is None:
             significant = "–"
         else:
-            significant = "yes" if comparison["significant"] else "no"
+            significant = "yes" if comparison.significant else "no"
         rows.append([
-            c.get("name", "?"), c.get("kind", ""), c.get("decoding") or "–", _num(value.get("value")), _interval(value.get("low"), value.get("high")),
-            _diff(comparison.get("diff"), rate), _interval(comparison.get("low"), comparison.get("high"), rate, diff=True),
-            _p(comparison.get("p_value")), significant,
+            c.name, c.kind, c.decoding or "–", _num(value and value.value), _interval(value and value.low, value and value.high),
+            _diff(comparison and comparison.diff, rate), _interval(comparison and comparison.low, comparison and comparison.high, rate, diff=True),
+            _p(comparison and comparison.p_value), significant,
         ])
-        classes.append("best" if best is not None and c is best else "")
-    test = next((c["comparison"]["test"] for c in candidates if (c.get("comparison") or {}).get("test")), None)
-    note = f"Paired test: {test}. " if test else ""
-    note += "Intervals are bootstrap 95% intervals; the best candidate is in bold."
-    if any(c.get("decoding") == "constrained" for c in candidates):
+    tests = [c.comparison.test for c in results.candidates if c.comparison is not None]
+    note = f"Paired test: {tests[0]}. " if tests else ""
+    note += f"Intervals are bootstrap {results.confidence * 100:g}% intervals ({results.bootstrap_samples:,} resamples); the best candidate is in bold."
+    if any(c.decoding == "constrained" for c in results.candidates):
         note += " Constrained decoding lets a local model spell nothing but a label; free decoding generates and stops when a label is complete."
-    lines = [v for v in (results.get("verdicts") or {}).values() if v]
-    if len(lines) > 1:
-        note_md = "\n".join(f"- {line}" for line in lines) + "\n\n"
-        note_html = "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
-    else:
-        note_md = note_html = ""
-    md_rows = [[f"**{row[0]}**", *row[1:]] if css == "best" else row for row, css in zip(rows, classes)]
-    md = f"## Candidates\n\n{_md_table(header, md_rows)}\n{note}\n\n{note_md}"
-    page = f"<h2>Candidates</h2>{_html_table(header, rows, numeric={3, 5, 7}, classes=classes)}<p class='note'>{esc(note)}</p>{note_html}"
-    images = {}
-    chart = _bar_chart(candidates, metric)
+    section = Section("Candidates").table(
+        Table(header, rows, numeric=frozenset({3, 5, 7}), best=results.candidates.index(best) if best is not None else None)
+    ).note(note)
+    if len(results.verdicts) > 1:
+        section.bullets(list(results.verdicts.values()))
+    chart = _bar_chart(results)
     if chart:
-        images["report-candidates.png"] = chart
-        md += "\n![candidates](report-candidates.png)\n"
-        page += _img(chart, f"{metric} per candidate with 95% intervals")
-    return Section(md, page, images)
+        section.image("report-candidates.png", chart, f"{metric} per candidate with {ci}")
+    return section
 
 
-def _bar_chart(candidates: list[dict], metric: str) -> bytes | None:
+def _bar_chart(results: EvaluationResults) -> bytes | None:
     import numpy as np
 
-    done = [c for c in candidates if c.get("status", "completed") == "completed" and _primary(c, metric).get("value") is not None]
+    from tunewise.render import figure, png_bytes
+
+    metric = results.primary_metric
+    done = [c for c in results.completed() if metric in c.metrics]
     if not done:
         return None
-    values = np.asarray([_primary(c, metric)["value"] for c in done], dtype=float)
-    lows = np.asarray([_primary(c, metric).get("low", v) if _primary(c, metric).get("low") is not None else v for c, v in zip(done, values)])
-    highs = np.asarray([_primary(c, metric).get("high", v) if _primary(c, metric).get("high") is not None else v for c, v in zip(done, values)])
-    figure = _figure()
-    figure.set_size_inches(6.4, 0.5 * len(done) + 1.4)
-    ax = figure.add_subplot()
+    values = np.asarray([c.metrics[metric].value for c in done], dtype=float)
+    lows = np.asarray([c.metrics[metric].low if c.metrics[metric].low is not None else v for c, v in zip(done, values)])
+    highs = np.asarray([c.metrics[metric].high if c.metrics[metric].high is not None else v for c, v in zip(done, values)])
+    fig = figure(6.4, 0.5 * len(done) + 1.4)
+    ax = fig.add_subplot()
     positions = np.arange(len(done))
     ax.barh(positions, values, xerr=np.vstack([values - lows, highs - values]).clip(min=0), color="#7aa6d8", capsize=3)
-    ax.set_yticks(positions, [c.get("name", "?") for c in done], fontsize=8)
+    ax.set_yticks(positions, [c.name for c in done], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{metric} (95% CI)")
+    ax.set_xlabel(f"{metric} ({_ci(results.confidence)})")
     ax.grid(True, axis="x", alpha=0.3)
-    return _png(figure)
+    return png_bytes(fig)
 
 
-def _all_metrics(results: dict) -> Section:
-    candidates = completed_candidates(results)
-    names: list[str] = []
-    for c in candidates:
-        for metric, value in (c.get("metrics") or {}).items():
-            if isinstance(value, dict) and metric not in names:
-                names.append(metric)
+def _all_metrics(results: EvaluationResults) -> Section | None:
+    candidates = results.completed()
+    names = list(dict.fromkeys(name for c in candidates for name in c.metrics))
     if len(names) <= 1:
-        return Section("", "")
+        return None
     rows = []
     for c in candidates:
-        row = [c.get("name", "?")]
-        for metric in names:
-            value = (c.get("metrics") or {}).get(metric) or {}
-            text = _num(value.get("value"))
-            if value.get("low") is not None and value.get("high") is not None:
-                text += f" ({value['low']:.3f}–{value['high']:.3f})"
+        row = [c.name]
+        for name in names:
+            value = c.metric(name)
+            text = _num(value and value.value)
+            if value is not None and value.low is not None and value.high is not None:
+                text += f" ({value.low:.3f}–{value.high:.3f})"
             row.append(text)
         rows.append(row)
-    header = ["candidate", *names]
-    return Section(f"## All metrics\n\n{_md_table(header, rows)}", f"<h2>All metrics</h2>{_html_table(header, rows)}")
+    return Section("All metrics").table(Table(["candidate", *names], rows)).note(f"In brackets: the {_ci(results.confidence)}.")
 
 
-def confusion_of(evaluation, candidate: dict) -> tuple[list[str], list[str], list[list[int]]] | None:
-    """(row labels = references, column labels = predictions, counts) of one candidate.
+def confusion_of(candidate: CandidateResult) -> Confusion | None:
+    """The confusion matrix `evaluate()` stored for a classification candidate (None for other tasks)."""
+    return candidate.details.confusion if candidate.details is not None else None
 
-    Taken from the results when the evaluation stored it (`confusion` with `labels`, optional `columns`,
-    `matrix`), else counted from the per-row outputs.
-    """
-    results = evaluation.results or {}
-    name = candidate.get("name")
-    stored = (
-        candidate.get("confusion")
-        or (candidate.get("details") or {}).get("confusion")
-        or ((results.get("details") or {}).get(name) or {}).get("confusion")
-        or (results.get("confusion") or {}).get(name)
-    )
-    if isinstance(stored, dict) and stored.get("labels") and stored.get("matrix"):
-        rows = list(stored["labels"])
-        return rows, list(stored.get("columns") or rows), [list(map(int, r)) for r in stored["matrix"]]
-    try:
-        outputs = list(iter_outputs(results, evaluation_id=evaluation.id))
-    except EvaluationError:
+
+def _confusion(results: EvaluationResults) -> Section | None:
+    best = results.best_candidate()
+    found = confusion_of(best) if best is not None else None
+    if found is None:
         return None
-    pairs = []
-    for row in outputs:
-        entry = row["candidates"].get(name)
-        if entry is None or row["reference"] is None:
-            continue
-        prediction = entry.get("prediction")
-        pairs.append((str(row["reference"]).strip(), "(no label)" if prediction in (None, "") else str(prediction).strip()))
-    if not pairs:
-        return None
-    rows = sorted({r for r, _ in pairs})
-    columns = rows + sorted({p for _, p in pairs} - set(rows))
-    where = {label: i for i, label in enumerate(columns)}
-    matrix = [[0] * len(columns) for _ in rows]
-    for reference, prediction in pairs:
-        matrix[rows.index(reference)][where[prediction]] += 1
-    return rows, columns, matrix
-
-
-def _confusion(evaluation) -> Section:
-    results = evaluation.results or {}
-    if (results.get("task_type") or evaluation.task_type) != "classification":
-        return Section("", "")
-    best = best_candidate(results)
-    found = confusion_of(evaluation, best) if best else None
-    if not found:
-        return Section("", "")
-    rows, columns, matrix = found
-    png = _heatmap(rows, columns, matrix, best.get("name", "?"))
+    labels, columns, matrix = found.labels, found.columns, found.matrix
     pairs = sorted(
-        ((matrix[i][j], rows[i], columns[j]) for i in range(len(rows)) for j in range(len(columns))
-         if matrix[i][j] and rows[i] != columns[j]),
+        ((matrix[i][j], labels[i], columns[j]) for i in range(len(labels)) for j in range(len(columns))
+         if matrix[i][j] and labels[i] != columns[j]),
         reverse=True,
     )[:5]
     confused = "; ".join(f"{ref} → {pred} ({count})" for count, ref, pred in pairs) or "none"
-    title = f"Confusion matrix of the best candidate ({best.get('name')})"
-    md = f"## {title}\n\n![confusion matrix](report-confusion.png)\n\nMost frequent confusions (reference → prediction): {confused}.\n"
-    page = f"<h2>{esc(title)}</h2>{_img(png, 'confusion matrix')}<p class='note'>Most frequent confusions (reference → prediction): {esc(confused)}.</p>"
-    return Section(md, page, {"report-confusion.png": png})
+    return (Section(f"Confusion matrix of the best candidate ({best.name})")
+            .image("report-confusion.png", _heatmap(found, best.name), "confusion matrix")
+            .note(f"Most frequent confusions (reference → prediction): {confused}."))
 
 
-def _heatmap(rows: list[str], columns: list[str], matrix: list[list[int]], name: str) -> bytes:
+def _heatmap(confusion: Confusion, name: str) -> bytes:
     import numpy as np
 
-    data = np.asarray(matrix, dtype=float)
-    height = max(4.0, 0.45 * len(rows) + 2.5)
-    figure = _figure()
-    figure.set_size_inches(max(4.0, 0.45 * len(columns) + 2.5) + 1.0, height)
-    ax = figure.add_subplot()
+    from tunewise.render import figure, png_bytes
+
+    rows, columns = confusion.labels, confusion.columns
+    data = np.asarray(confusion.matrix, dtype=float)
+    fig = figure(max(4.0, 0.45 * len(columns) + 2.5) + 1.0, max(4.0, 0.45 * len(rows) + 2.5))
+    ax = fig.add_subplot()
     # Row-normalised colours (recall per class) so that small classes are as visible as large ones; counts printed.
     totals = data.sum(axis=1, keepdims=True)
     shade = np.divide(data, totals, out=np.zeros_like(data), where=totals > 0)
     image = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the reference row")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the reference row")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xlabel("prediction")
@@ -419,78 +282,57 @@ def _heatmap(rows: list[str], columns: list[str], matrix: list[list[int]], name:
         for j in range(len(columns)):
             if data[i, j]:
                 ax.text(j, i, f"{int(data[i, j])}", ha="center", va="center", fontsize=7, color="white" if shade[i, j] > 0.6 else "black")
-    return _png(figure)
+    return png_bytes(fig)
 
 
-def _score(correct) -> float | None:
-    if correct is None:
-        return None
-    if isinstance(correct, bool):
-        return 1.0 if correct else 0.0
-    try:
-        return float(correct)
-    except (TypeError, ValueError):
-        return None
-
-
-def _clip(text, limit: int = CLIP) -> str:
-    text = "" if text is None else str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _errors(evaluation) -> Section:
-    results = evaluation.results or {}
-    best = best_candidate(results)
+def _errors(results: EvaluationResults) -> Section | None:
+    best = results.best_candidate()
     if best is None:
-        return Section("", "")
+        return None
+    title = f"Worst errors of the best candidate ({best.name})"
     try:
-        rows = list(iter_outputs(results, evaluation_id=evaluation.id))
+        rows = list(iter_outputs(results))
     except EvaluationError as exc:
-        return Section(f"## Worst errors\n\n{exc}\n", f"<h2>Worst errors</h2><p class='note'>{esc(str(exc))}</p>")
-    name = best.get("name")
-    others = [c.get("name") for c in completed_candidates(results) if c.get("name") != name]
+        return Section("Worst errors").note(str(exc))
+    others = [c.name for c in results.completed() if c.name != best.name]
     wrong = []
     for row in rows:
-        entry = row["candidates"].get(name)
-        score = _score(entry.get("correct")) if entry else None
+        entry = row.candidates.get(best.name)
+        score = entry.row_score if entry is not None else None
         if score is None or score >= 1.0:
             continue
-        right = [o for o in others if (_score((row["candidates"].get(o) or {}).get("correct")) or 0.0) >= 1.0]
-        wrong.append((score, -len(right), row["index"], row, entry, right))
+        right = [o for o in others if o in row.candidates and (row.candidates[o].row_score or 0.0) >= 1.0]
+        wrong.append((score, -len(right), row.index, row, entry, right))
     # Lowest score first; among equals, the rows other candidates got right: those are the fixable ones.
     wrong.sort(key=lambda item: item[:3])
-    title = f"Worst errors of the best candidate ({name})"
     if not wrong:
-        return Section(f"## {title}\n\nNo errors in the per-row outputs.\n", f"<h2>{esc(title)}</h2><p>No errors in the per-row outputs.</p>")
-    header = ["row", "input", "reference", "output", "right instead"]
-    rows_out = []
-    for score, _, index, row, entry, right in wrong[:MAX_ERRORS]:
-        output = entry.get("output")
-        if entry.get("prediction") not in (None, "") and str(entry.get("prediction")) != str(output):
-            output = f"{output}  [parsed: {entry['prediction']}]"
-        rows_out.append([str(index), _clip(row["input"]), _clip(row["reference"]), _clip(output), ", ".join(right) or "none"])
-    graded = any(isinstance(item[4].get("correct"), float) for item in wrong)
-    if graded:
-        lead = f"The {min(len(wrong), MAX_ERRORS)} lowest-scoring of {len(rows)} rows:"
+        return Section(title).text("No errors in the per-row outputs.")
+    table_rows = []
+    for _, _, index, row, entry, right in wrong[:MAX_ERRORS]:
+        output = entry.output
+        if entry.prediction not in (None, "") and entry.prediction != output:
+            output = f"{output}  [parsed: {entry.prediction}]"
+        table_rows.append([str(index), _clip(row.input), _clip(row.reference), _clip(output), ", ".join(right) or "none"])
+    shown = min(len(wrong), MAX_ERRORS)
+    if results.task_type == "text":
+        lead = f"The {shown} lowest-scoring of {len(rows)} rows:"
     else:
-        lead = f"{len(wrong)} of {len(rows)} rows wrong; the {min(len(wrong), MAX_ERRORS)} worst:"
-    md = f"## {title}\n\n{lead}\n\n{_md_table(header, rows_out)}"
-    html_rows = [[esc(r[0]), *(f"<pre>{esc(c)}</pre>" for c in r[1:4]), esc(r[4])] for r in rows_out]
-    page = f"<h2>{esc(title)}</h2><p>{esc(lead)}</p>{_html_table(header, html_rows, raw=True)}"
-    return Section(md, page)
+        lead = f"{len(wrong)} of {len(rows)} rows wrong; the {shown} worst:"
+    header = ["row", "input", "reference", "output", "right instead"]
+    return Section(title).text(lead).table(Table(header, table_rows, pre=frozenset({1, 2, 3})))
 
 
-def _training(store, results: dict) -> Section:
+def _training(store, results: EvaluationResults) -> Section | None:
     """How each compared fine-tune was trained: its held-out score, whether it was still improving, its search."""
     runs = []
-    for c in completed_candidates(results):
-        if c.get("run_id"):
+    for c in results.completed():
+        if c.run_id:
             try:
-                runs.append((c.get("name", "?"), store.get_run(c["run_id"])))
+                runs.append((c.name, store.get_run(c.run_id)))
             except TunewiseError:
                 continue
     if not runs:
-        return Section("", "")
+        return None
     header = ["candidate", "run", "steps", "held-out accuracy", "held-out loss", "best step", "still improving", "learning rate", "epochs"]
     rows, notes, trials = [], [], []
     for name, run in runs:
@@ -508,79 +350,67 @@ def _training(store, results: dict) -> Section:
             for t in (search.metrics or {}).get("trials", []):
                 trials.append([search.id, t["run_id"], str(t["rung"]), f"{t['learning_rate']:g}", f"{t['epochs']:g}",
                                str(t.get("steps")), _num(t.get("eval_accuracy")), _num(t.get("eval_loss")), "winner" if t.get("winner") else ""])
-    md = f"## Training runs\n\n{_md_table(header, rows)}"
-    html = f"<h2>Training runs</h2>{_html_table(header, rows, numeric={2, 3, 4, 5})}"
+    section = Section("Training runs").table(Table(header, rows, numeric=frozenset({2, 3, 4, 5})))
     for note in notes:
-        md += f"\n{note}\n"
-        html += f"<p class='note'>{esc(note)}</p>"
+        section.note(note)
     if trials:
         theader = ["search", "trial", "rung", "learning rate", "epochs", "steps", "held-out accuracy", "held-out loss", ""]
-        md += f"\n### Search trials (ranked by the held-out score)\n\n{_md_table(theader, trials)}"
-        html += f"<h3>Search trials (ranked by the held-out score)</h3>{_html_table(theader, trials, numeric={5, 6, 7})}"
-    return Section(md, html)
+        section.subtitle("Search trials (ranked by the held-out score)").table(Table(theader, trials, numeric=frozenset({5, 6, 7})))
+    return section
 
 
-def _operations(results: dict) -> Section:
-    candidates = completed_candidates(results)
-    if not any(c.get("operations") for c in candidates):
-        return Section("", "")
-    header = ["candidate", "latency p50 ms", "latency p95 ms", "tokens in", "tokens out", "requests/s", "cost per 1k $", "cost basis"]
+def _operations(results: EvaluationResults) -> Section | None:
+    candidates = [c for c in results.completed() if c.operations is not None]
+    if not candidates:
+        return None
+    header = ["candidate", "latency p50 ms", "latency p95 ms", "amortised ms / request", "tokens in", "tokens out", "requests/s",
+              "cost per 1k $", "cost basis"]
     rows = []
     for c in candidates:
-        ops = c.get("operations") or {}
-        cost = ops.get("cost_per_1k_usd")
+        ops = c.operations
         rows.append([
-            c.get("name", "?"), _num(ops.get("latency_p50_ms"), 1), _num(ops.get("latency_p95_ms"), 1),
-            _num(ops.get("tokens_in_mean"), 0), _num(ops.get("tokens_out_mean"), 1), _num(ops.get("requests_per_second"), 2),
-            "–" if cost is None else f"{cost:,.4f}", ops.get("cost_basis") or "",
+            c.name, _num(ops.latency_p50_ms, 1), _num(ops.latency_p95_ms, 1), _num(ops.amortized_ms_per_request, 1),
+            _num(ops.tokens_in_mean, 0), _num(ops.tokens_out_mean, 1), _num(ops.requests_per_second, 2),
+            "–" if ops.cost_per_1k_usd is None else f"{ops.cost_per_1k_usd:,.4f}", ops.cost_basis,
         ])
-    md = f"## Latency and cost\n\n{_md_table(header, rows)}"
-    return Section(md, f"<h2>Latency and cost</h2>{_html_table(header, rows, numeric={1, 2, 3, 4, 5, 6})}")
+    note = ("Latency is measured request by request (endpoints, the classic classifier). Local models run requests in batches: "
+            "their figure is amortised time per request (wall time / requests), a throughput, not the wait of one user.")
+    return Section("Latency and cost").table(Table(header, rows, numeric=frozenset({1, 2, 3, 4, 5, 6, 7}))).note(note)
 
 
-def _human_review(results: dict) -> Section:
-    review = results.get("human_review")
-    if not review:
-        return Section("", "")
-    header = ["candidate", "scale", "mean", "95% CI", "rated"]
-    rows = [
-        [name, s.get("scale") or "", _num(s.get("mean"), 2), _interval(s.get("low"), s.get("high")), str(s.get("n", 0))]
-        for name, s in (review.get("candidates") or {}).items()
-    ]
-    lead = f"{review.get('rows_rated', 0)} rows rated by people ({review.get('file', '')}, imported {review.get('imported_at', '')})."
-    return Section(f"## Human review\n\n{lead}\n\n{_md_table(header, rows)}", f"<h2>Human review</h2><p>{esc(lead)}</p>{_html_table(header, rows)}")
+def _human_review(results: EvaluationResults) -> Section | None:
+    review = results.human_review
+    if review is None:
+        return None
+    header = ["candidate", "scale", "mean", _ci(review.confidence), "rated"]
+    rows = [[name, s.scale, _num(s.mean, 2), _interval(s.low, s.high), str(s.n)] for name, s in review.candidates.items()]
+    lead = f"{review.rows_rated} rows rated by people ({review.file}, imported {review.imported_at})."
+    return Section("Human review").text(lead).table(Table(header, rows))
 
 
 def _curve(curve) -> Section:
+    section = Section("Learning curve")
     if curve is None:
-        text = "No learning curve yet: run `tunewise eval curve --data TRAIN --eval EVAL --sizes 50,100,250,500`."
-        return Section(f"## Learning curve\n\n{text}\n", f"<h2>Learning curve</h2><p class='note'>{esc(text)}</p>")
-    from tunewise.evaluate.curve import curve_statement, plot_curve
+        return section.note("No learning curve yet: run `tunewise eval curve --data TRAIN --eval EVAL --sizes 50,100,250,500`.")
+    from tunewise.evaluate.curve import plot_curve
 
-    results = curve.results or {}
     try:
-        png = plot_curve(results)
-        statement = results.get("statement") or curve_statement(results)
-    except (KeyError, TypeError, ValueError) as exc:
-        text = f"Learning curve {curve.id} cannot be drawn ({exc})."
-        return Section(f"## Learning curve\n\n{text}\n", f"<h2>Learning curve</h2><p>{esc(text)}</p>")
-    fit = results.get("fit") or {}
-    header = ["training examples", results.get("metric") or "score", "run"]
-    runs = results.get("run_ids") or [""] * len(results["sizes"])
-    rows = [[f"{n:,}", _num(s), r] for n, s, r in zip(results["sizes"], results["scores"], runs)]
-    fit_line = f"Fit: {fit.get('model')} {fit.get('formula', '')}" + (f", R² {fit['r2']:.3f}" if fit.get("r2") is not None else "")
-    if fit.get("note"):
-        fit_line += f" ({fit['note']})"
-    md = f"## Learning curve\n\n{statement}\n\n![learning curve](report-curve.png)\n\n{_md_table(header, rows)}\n{fit_line}.\n"
-    page = (f"<h2>Learning curve</h2><p><strong>{esc(statement)}</strong></p>{_img(png, 'learning curve')}"
-            f"{_html_table(header, rows, numeric={0, 1})}<p class='note'>{esc(fit_line)}.</p>")
-    return Section(md, page, {"report-curve.png": png})
+        results = CurveResults.from_store(curve.results, where=f"learning curve {curve.id}")
+    except StoreError as exc:
+        return section.note(str(exc))
+    fit = results.fit
+    rows = [[f"{n:,}", _num(s), r] for n, s, r in zip(results.sizes, results.scores, results.run_ids)]
+    fit_line = f"Fit: {fit.model} {fit.formula}" + (f", R² {fit.r2:.3f}" if fit.r2 is not None else "")
+    if fit.note:
+        fit_line += f" ({fit.note})"
+    return (section.strong(results.statement).image("report-curve.png", plot_curve(results), "learning curve")
+            .table(Table(["training examples", results.metric, "run"], rows, numeric=frozenset({0, 1}))).note(f"{fit_line}."))
 
 
 def _audit(audit) -> Section:
+    section = Section("Data audit")
     if audit is None:
-        text = "No data audit yet: run `tunewise data audit TRAIN --eval EVAL`."
-        return Section(f"## Data audit\n\n{text}\n", f"<h2>Data audit</h2><p class='note'>{esc(text)}</p>")
+        return section.note("No data audit yet: run `tunewise data audit TRAIN --eval EVAL`.")
     s: dict[str, Any] = audit.summary or {}
     tokens, pii, dup = s.get("tokens") or {}, s.get("pii") or {}, s.get("duplicates") or {}
     contamination, labels = s.get("contamination") or {}, s.get("labels") or {}
@@ -607,10 +437,8 @@ def _audit(audit) -> Section:
     costs = s.get("cost_estimates") or []
     if costs:
         facts.append(("training cost", "; ".join(f"{c.get('model')} ${c.get('usd') or 0:,.2f}" for c in costs[:5])))
-    header = ["check", "result"]
-    rows = [[k, v] for k, v in facts]
-    lead = f"Audit {audit.id} ({'passed' if audit.passed else 'blocking problems found'})."
-    return Section(f"## Data audit\n\n{lead}\n\n{_md_table(header, rows)}", f"<h2>Data audit</h2><p>{esc(lead)}</p>{_html_table(header, rows)}")
+    section.text(f"Audit {audit.id} ({'passed' if audit.passed else 'blocking problems found'}).")
+    return section.table(Table(["check", "result"], [[k, v] for k, v in facts]))
 
 
 def _fact(value) -> str:
@@ -628,16 +456,58 @@ def _pairs(mapping) -> str:
 
 
 def _decision(store) -> Section:
-    try:
-        from tunewise.advise import decision_section
-    except ImportError:
-        try:
-            from tunewise.advise.decide import decision_section
-        except ImportError:
-            return Section("", "")
+    from tunewise.advise.decide import decision_section
+
     try:
         md, page = decision_section(store)
     except Exception as exc:  # the advice is another stage: its failure must not lose the evaluation report
-        text = f"The decision section could not be rendered ({type(exc).__name__}: {exc}); run `tunewise advise`."
-        return Section(f"## Decision\n\n{text}\n", f"<h2>Decision</h2><p class='note'>{esc(text)}</p>")
-    return Section(md, page)
+        return Section("Decision").note(f"The decision section could not be rendered ({type(exc).__name__}: {exc}); run `tunewise advise`.")
+    # Rendered by the advice's own template, which escaped its data: placed as is.
+    return Section("Decision", markdown=md).html(page)
+
+
+# -- the terminal ------------------------------------------------------------------------------------
+
+
+def print_results(results: EvaluationResults, console) -> None:
+    """The candidates table and the verdict on a rich `console` (`tunewise eval` and the demo print this)."""
+    from rich.table import Table as RichTable
+
+    from tunewise.evaluate.stats import format_p
+
+    primary = results.primary_metric
+    pct = lambda x: f"{x * 100:.1f}"  # noqa: E731
+    table = RichTable(
+        title=f"{results.rows} eval rows, {results.task_type}: {primary} (%) with {results.confidence * 100:g}% interval",
+        caption=f"baseline: {results.baseline}; ms: latency p50 / p95 per request, or ~amortised per request (local models, batched)",
+    )
+    for column, justify in (("candidate", "left"), (primary, "right"), ("vs baseline", "right"), ("p", "right"),
+                            ("ms", "right"), ("$ / 1k req", "right")):
+        table.add_column(column, justify=justify, overflow="fold", no_wrap=column in (primary, "vs baseline"), min_width=18 if column == "candidate" else None)
+    for c in results.candidates:
+        if not c.completed:
+            table.add_row(c.name, "[red]failed[/]", "", "", "", "")
+            continue
+        m, comp, ops = c.metrics[primary], c.comparison, c.operations
+        diff = f"{comp.diff * 100:+.1f} ({pct(comp.low)}–{pct(comp.high)})" if comp else "[dim]baseline[/]"
+        if comp and comp.significant:
+            diff = f"[bold]{diff}[/]"
+        p = format_p(comp.p_value).removeprefix("p=").removeprefix("p") if comp else ""
+        if ops.latency_p50_ms is not None:
+            ms = f"{ops.latency_p50_ms:.0f} / {ops.latency_p95_ms:.0f}"
+        elif ops.amortized_ms_per_request is not None:
+            ms = f"~{ops.amortized_ms_per_request:.0f}"
+        else:
+            ms = "-"
+        cost = f"${ops.cost_per_1k_usd:.4f}" if ops.cost_per_1k_usd is not None else "-"
+        table.add_row(c.name, f"{pct(m.value)} ({pct(m.low)}–{pct(m.high)})", diff, p, ms, cost)
+    console.print(table)
+    for c in results.candidates:
+        if not c.completed:
+            console.print(f"[red]{c.name} failed:[/] {c.error or ''}", highlight=False, soft_wrap=True)
+    if results.contamination is not None and results.contamination.eval_rows_affected:
+        console.print(f"[yellow]warning:[/] {results.contamination.eval_rows_affected} eval rows duplicate training rows (--allow-contamination)")
+    if results.limit:
+        console.print(f"[yellow]note:[/] only the first {results.limit} eval rows were scored (--limit)")
+    console.print(f"[bold]{results.verdict}[/]", highlight=False, soft_wrap=True)  # one line: easy to grep and paste
+    console.print(f"evaluation {results.evaluation_id}; per-row outputs {results.outputs_path}", highlight=False, soft_wrap=True)

@@ -8,22 +8,22 @@
 CLI: `tunewise eval export-review -o review/`, `tunewise eval import-review review/review-eval-1234.csv`.
 
 Metrics say whether a reply matches the reference; people say whether it is any good. The ratings are
-stored in the evaluation's results under `human_review`: per candidate the mean, a bootstrap 95%
-interval and the number of rows rated, so the report shows them next to the automatic metrics.
+stored in the evaluation's results as `human_review` (records.evaluation.HumanReview): per candidate the
+mean, a bootstrap interval at the evaluation's confidence level and the number of rows rated, so the
+report shows them next to the automatic metrics.
 """
 
 from __future__ import annotations
 
 import csv
-import html
-import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from tunewise.data.formats import iter_json_lines
 from tunewise.errors import EvaluationError
+from tunewise.records.evaluation import EvaluationResults, HumanReview, OutputRow, RatingSummary
 
 OUTPUT_PREFIX = "output: "
 RATING_PREFIX = "rating: "
@@ -43,63 +43,31 @@ def load_evaluation(store, ref: str = "latest"):
     if ref in (None, "", "latest"):
         record = store.latest_evaluation(kind="compare")
         if record is None:
-            record = next((e for e in store.list_evaluations(limit=200) if e.kind not in ("curve", "curve-point")), None)
-        if record is None:
             raise EvaluationError("no evaluation in the store yet: run `tunewise eval --data EVAL --candidate ...` first")
         return record
     return store.get_evaluation(ref)
 
 
-def completed_candidates(results: dict) -> list[dict]:
-    return [c for c in results.get("candidates") or [] if c.get("status", "completed") == "completed"]
+def comparison_results(evaluation) -> EvaluationResults:
+    """The typed results of a comparison; a learning curve or a malformed record is a one-line error."""
+    if evaluation.kind == "curve":
+        raise EvaluationError(f"evaluation {evaluation.id} is a learning curve, not a comparison of candidates")
+    return EvaluationResults.from_store(evaluation.results, where=f"evaluation {evaluation.id}")
 
 
-def iter_outputs(results: dict, *, evaluation_id: str = "?") -> Iterator[dict]:
-    """Per-row outputs as `{index, input, reference, candidates: {name: {output, prediction, correct}}}`.
-
-    Reads `results["outputs_path"]` (JSONL). Per-candidate entries may sit under `candidates`, `outputs`
-    or `results` (a mapping or a list of dicts with `name`), or at the row's top level under each name.
-    """
-    path = results.get("outputs_path")
-    if not path:
-        raise EvaluationError(f"evaluation {evaluation_id} kept no per-row outputs (results.outputs_path): re-run `tunewise eval`")
-    path = Path(path)
+def iter_outputs(results: EvaluationResults) -> Iterator[OutputRow]:
+    """The per-row outputs (`results.outputs_path`, one OutputRow a line)."""
+    ref = results.evaluation_id or "?"
+    if not results.outputs_path:
+        raise EvaluationError(f"evaluation {ref} kept no per-row outputs (results.outputs_path): re-run `tunewise eval`")
+    path = Path(results.outputs_path)
     if not path.is_file():
-        raise EvaluationError(f"{path}: the per-row outputs of evaluation {evaluation_id} are missing (moved or deleted?)")
-    keys = {}
-    for candidate in results.get("candidates") or []:
-        for key in (candidate.get("name"), candidate.get("spec")):
-            if key:
-                keys[key] = candidate.get("name") or candidate.get("spec")
+        raise EvaluationError(f"{path}: the per-row outputs of evaluation {ref} are missing (moved or deleted?)")
     for number, row in iter_json_lines(path, error=EvaluationError):
-        yield _normalize_row(row, keys, number)
-
-
-def _normalize_row(row: dict, keys: dict[str, str], number: int) -> dict:
-    nested = next((row[k] for k in ("candidates", "outputs", "results") if isinstance(row.get(k), (dict, list))), None)
-    entries: dict[str, Any] = {}
-    if isinstance(nested, list):
-        entries = {e.get("name") or e.get("spec"): e for e in nested if isinstance(e, dict)}
-    elif isinstance(nested, dict):
-        entries = nested
-    else:
-        entries = {k: v for k, v in row.items() if k in keys and isinstance(v, dict)}
-    candidates = {}
-    for key, entry in entries.items():
-        if not isinstance(entry, dict):
-            entry = {"output": entry}
-        candidates[keys.get(key, key)] = {
-            "output": entry.get("output", entry.get("text", "")),
-            "prediction": entry.get("prediction", entry.get("parsed")),
-            # Free-text tasks score each row (ROUGE-L) instead of marking it right or wrong.
-            "correct": entry.get("correct", entry.get("score")),
-        }
-    return {
-        "index": row.get("index", number - 1),
-        "input": row.get("input", row.get("text", "")),
-        "reference": row.get("reference"),
-        "candidates": candidates,
-    }
+        try:
+            yield OutputRow.model_validate(row)
+        except ValueError as exc:
+            raise EvaluationError(f"{path}:{number}: not an output row of tunewise eval ({str(exc).splitlines()[0]})") from None
 
 
 def _open(store):
@@ -124,10 +92,10 @@ def export_review(
     store, own = _open(store)
     try:
         evaluation = load_evaluation(store, evaluation_ref)
-        results = evaluation.results or {}
+        results = comparison_results(evaluation)
         names = _pick(results, candidates, evaluation.id)
-        rows = []
-        for row in iter_outputs(results, evaluation_id=evaluation.id):
+        rows: list[OutputRow] = []
+        for row in iter_outputs(results):
             rows.append(row)
             if limit is not None and len(rows) >= limit:
                 break
@@ -140,89 +108,59 @@ def export_review(
             writer = csv.writer(handle)
             writer.writerow(["row", "input", "reference", *(OUTPUT_PREFIX + n for n in names), *(RATING_PREFIX + n for n in names), "notes"])
             for row in rows:
-                outputs = [_text(row["candidates"].get(n, {}).get("output")) for n in names]
-                writer.writerow([row["index"], row["input"], _text(row["reference"]), *outputs, *([""] * len(names)), ""])
+                outputs = [row.candidates[n].output if n in row.candidates else "" for n in names]
+                writer.writerow([row.index, row.input, row.reference or "", *outputs, *([""] * len(names)), ""])
         html_path = out / f"review-{evaluation.id}.html"
-        html_path.write_text(_review_html(evaluation, results, names, rows, csv_path.name), encoding="utf-8")
+        html_path.write_text(_review_html(evaluation.id, results, names, rows, csv_path.name), encoding="utf-8")
         return ReviewFiles(csv_path, html_path)
     finally:
         if own:
             store.close()
 
 
-def _pick(results: dict, wanted: list[str] | None, evaluation_id: str) -> list[str]:
-    available = completed_candidates(results)
+def _pick(results: EvaluationResults, wanted: list[str] | None, evaluation_id: str) -> list[str]:
+    available = results.completed()
     if not available:
         raise EvaluationError(f"evaluation {evaluation_id} has no completed candidates to review")
     if not wanted:
-        return [c["name"] for c in available]
+        return [c.name for c in available]
     names = []
     for want in wanted:
-        match = next((c["name"] for c in available if want in (c.get("name"), c.get("spec"))), None)
+        match = next((c.name for c in available if want in (c.name, c.spec)), None)
         if match is None:
-            raise EvaluationError(
-                f"candidate {want!r} is not in evaluation {evaluation_id}; it has: {', '.join(c['name'] for c in available)}"
-            )
+            raise EvaluationError(f"candidate {want!r} is not in evaluation {evaluation_id}; it has: {', '.join(c.name for c in available)}")
         names.append(match)
     return names
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def _review_html(evaluation_id: str, results: EvaluationResults, names: list[str], rows: list[OutputRow], csv_name: str) -> str:
+    from tunewise.render import render_page
 
-
-_REVIEW_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem;color:#222}
-table{border-collapse:collapse;width:100%;table-layout:fixed}
-th,td{border:1px solid #ccc;padding:.4rem;vertical-align:top;font-size:.85rem;white-space:pre-wrap;word-wrap:break-word}
-th{background:#f0f3f7;position:sticky;top:0}
-td.ok{background:#eef8ee}td.bad{background:#fbeeee}
-.muted{color:#666}
-"""
-
-
-def _review_html(evaluation, results: dict, names: list[str], rows: list[dict], csv_name: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(n)}</th>" for n in names)
-    body = []
+    cells = []
     for row in rows:
-        cells = []
+        line = []
         for name in names:
-            entry = row["candidates"].get(name, {})
-            correct = entry.get("correct")
-            css = "" if correct is None else (" class='ok'" if _truthy(correct) else " class='bad'")
-            cells.append(f"<td{css}>{e(_text(entry.get('output')))}</td>")
-        body.append(f"<tr><td>{e(str(row['index']))}</td><td>{e(_text(row['input']))}</td><td>{e(_text(row['reference']))}</td>{''.join(cells)}</tr>")
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Review {e(evaluation.id)}</title><style>{_REVIEW_CSS}</style></head><body>"
-        f"<h1>Side-by-side review of evaluation {e(evaluation.id)}</h1>"
-        f"<p class='muted'>Task: {e(str(results.get('task_type') or evaluation.task_type or '?'))}. {len(rows)} rows. "
-        f"Green cells match the reference, red ones do not. Rate each reply in <code>{e(csv_name)}</code> "
-        "(columns <code>rating: …</code>: 1 = useless … 5 = perfect, or win / lose / tie), then run "
-        f"<code>tunewise eval import-review {e(evaluation.id)} {e(csv_name)}</code>.</p>"
-        f"<table><thead><tr><th style='width:3rem'>row</th><th>input</th><th>reference</th>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table></body></html>"
+            entry = row.candidates.get(name)
+            score = entry.row_score if entry is not None else None
+            # Green where the reply is right (or scores at least half on graded tasks), red where not.
+            line.append({"text": entry.output if entry is not None else "", "css": "" if score is None else ("ok" if score >= 0.5 else "bad")})
+        cells.append(line)
+    return render_page(
+        "review.html", title=f"Review {evaluation_id}", evaluation_id=evaluation_id, task_type=results.task_type,
+        names=names, rows=rows, cells=cells, csv_name=csv_name,
     )
-
-
-def _truthy(value) -> bool:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value >= 0.5
-    return bool(value)
 
 
 # -- import ---------------------------------------------------------------------------------------
 
 
-def import_review(evaluation_ref: str, csv_path: str | Path, *, store=None, seed: int = 0) -> dict[str, Any]:
-    """Read a filled review CSV and store `results["human_review"]`; returns that summary.
+def import_review(evaluation_ref: str, csv_path: str | Path, *, store=None) -> HumanReview:
+    """Read a filled review CSV and store it as `human_review` in the evaluation's results; returns it.
 
     Ratings are 1-5 (mean rating) or win / lose / tie (win rate, a tie counts half), one scale per
-    candidate column; blank cells are unrated. A bad cell raises `EvaluationError` naming file and line.
-    Example: import_review("eval-3f2a9c1b7d", "review/review-eval-3f2a9c1b7d.csv")["candidates"]
+    candidate column; blank cells are unrated. The intervals use the evaluation's own confidence level,
+    resamples and seed. A bad cell raises `EvaluationError` naming file and line.
+    Example: import_review("eval-3f2a9c1b7d", "review/review-eval-3f2a9c1b7d.csv").candidates
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -230,18 +168,19 @@ def import_review(evaluation_ref: str, csv_path: str | Path, *, store=None, seed
     store, own = _open(store)
     try:
         evaluation = load_evaluation(store, evaluation_ref)
-        results = dict(evaluation.results or {})
-        known = {c.get("name") for c in results.get("candidates") or []}
-        ratings = _read_ratings(csv_path, known)
-        summary = {
-            "file": str(csv_path.resolve()),
-            "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "rows_rated": len({row for values in ratings.values() for row, _, _ in values}),
-            "candidates": {name: _summarize(values, seed) for name, values in ratings.items()},
-        }
-        results["human_review"] = summary
-        store.update_evaluation(evaluation.id, results=results)
-        return summary
+        results = comparison_results(evaluation)
+        ratings = _read_ratings(csv_path, {c.name for c in results.candidates})
+        seed = int((evaluation.config or {}).get("seed", 0))
+        review = HumanReview(
+            file=str(csv_path.resolve()),
+            imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            rows_rated=len({row for values in ratings.values() for row, _, _ in values}),
+            confidence=results.confidence,
+            candidates={name: _summarize(values, results, seed) for name, values in ratings.items() if values},
+        )
+        results.human_review = review
+        store.update_evaluation(evaluation.id, results=results.to_store())
+        return review
     finally:
         if own:
             store.close()
@@ -308,13 +247,11 @@ def _parse_rating(cell: str) -> tuple[float | None, str]:
     return value, "1-5"
 
 
-def _summarize(values: list[tuple[str, float, str]], seed: int) -> dict[str, Any]:
+def _summarize(values: list[tuple[str, float, str]], results: EvaluationResults, seed: int) -> RatingSummary:
     import numpy as np
 
-    if not values:
-        return {"scale": None, "mean": None, "low": None, "high": None, "n": 0}
+    from tunewise.evaluate import stats
+
     data = np.asarray([v for _, v, _ in values], dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(2000, len(data)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"scale": values[0][2], "mean": float(data.mean()), "low": float(low), "high": float(high), "n": int(len(data))}
+    interval = stats.mean_interval(data, stats.resample_indices(len(data), results.bootstrap_samples, seed), results.confidence)
+    return RatingSummary(scale=values[0][2], mean=interval.value, low=interval.low, high=interval.high, n=len(data))

@@ -3,10 +3,11 @@
     from tunewise.evaluate import evaluate
     results = evaluate("eval.jsonl", ["few-shot:smollm2-135m?k=8", "adapter:run-1a2b", "classic:tfidf"],
                        train_path="train.jsonl")
-    print(results["verdict"])
+    print(results.verdict)
 
-The results dict has the `Evaluation.results` shape of docs/CONTRACTS.md; the per-row replies are
-written as JSONL beside the evaluation (`results["outputs_path"]`) for reports and human review.
+It returns, and stores as `Evaluation.results`, an `EvaluationResults` record (tunewise.records.evaluation);
+the per-row replies are written as JSONL of `OutputRow` beside the evaluation (`results.outputs_path`)
+for reports and human review.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tunewise.evaluate.config import EvalConfig
 from tunewise.evaluate.specs import CandidateSpec, parse_spec
 from tunewise.evaluate.tasks import Example, Task, detect_task, load_rows
 from tunewise.progress import ProgressLine
+from tunewise.records.evaluation import CandidateResult, Comparison, Contamination, EvaluationResults, Operations, OutputRow, RowOutput
 
 PROMPT_KINDS = ("few-shot", "zero-shot", "knn-few-shot", "endpoint")
 
@@ -41,14 +43,14 @@ def evaluate(
     store=None,
     allow_contamination=False,
     progress=True,
-) -> dict:
+) -> EvaluationResults:
     """Score every candidate on the eval set, compare each with the baseline, store and return the results.
 
     Raises `EvaluationError` (one line) for bad specs, unknown runs, a contaminated eval set (unless
     `allow_contamination`), or candidates that need a training set when none is given. A candidate
     that fails while running (an endpoint that is down) is reported with status "failed".
 
-    Example: evaluate("eval.jsonl", ["zero-shot:smollm2-135m", "classic:tfidf"], train_path="train.jsonl")["verdict"]
+    Example: evaluate("eval.jsonl", ["zero-shot:smollm2-135m", "classic:tfidf"], train_path="train.jsonl").verdict
     """
     from tunewise.config import load_config
 
@@ -86,12 +88,10 @@ def evaluate(
             with ProgressLine(f"eval {spec.name}", total=len(rows), unit="rows", enabled=progress) as bar:
                 outcomes.append(_run_one(spec, task, rows, train, config, cache, retriever, settings, hardware, indices, bar))
         results = _assemble(task, rows, specs, outcomes, config, baseline, indices)
-        results.update(
-            eval_path=str(Path(eval_path)), train_path=str(Path(train_path)) if train_path else None, rows=len(rows),
-            limit=config.limit, contamination=contamination, hardware=hardware,
+        results = EvaluationResults(
+            **results, json_schema=task.schema, eval_path=str(Path(eval_path)), train_path=str(Path(train_path)) if train_path else None,
+            rows=len(rows), limit=config.limit, contamination=contamination, hardware=hardware,
         )
-        if task.schema is not None:
-            results["schema"] = task.schema
         return _save(store, results, outcomes, rows, config, eval_path, train_path)
     finally:
         if own_store:
@@ -158,7 +158,7 @@ def _load_schema(path) -> dict:
     return schema
 
 
-def _check_contamination(train, rows, config: EvalConfig, allow: bool, eval_path) -> dict | None:
+def _check_contamination(train, rows, config: EvalConfig, allow: bool, eval_path) -> Contamination | None:
     """Refuse an eval set that repeats training rows: its scores would measure memory, not skill."""
     if not train:
         return None
@@ -166,14 +166,10 @@ def _check_contamination(train, rows, config: EvalConfig, allow: bool, eval_path
 
     hits = contamination([r.text for r in train], [r.text for r in rows], threshold=config.contamination_threshold)
     if not hits:
-        return {"hits": 0, "eval_rows_affected": 0}
+        return Contamination(hits=0, eval_rows_affected=0)
     affected = sorted({h.eval_index for h in hits})
     first = hits[0]
-    summary = {
-        "hits": len(hits),
-        "eval_rows_affected": len(affected),
-        "eval_lines": [rows[i].line for i in affected[:50]],
-    }
+    summary = Contamination(hits=len(hits), eval_rows_affected=len(affected), eval_lines=[rows[i].line for i in affected[:50]])
     if not allow:
         raise EvaluationError(
             f"{eval_path}: {len(affected)} of {len(rows)} eval rows duplicate training rows (e.g. eval line "
@@ -236,14 +232,17 @@ def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardwa
     return outcome
 
 
-def _operations(replies: Replies, settings) -> dict:
+def _operations(replies: Replies, settings) -> Operations:
     n = len(replies.texts)
-    latency = np.array(replies.latency_s) * 1000
     tin = [t for t in replies.tokens_in if t is not None]
     tout = [t for t in replies.tokens_out if t is not None]
+    measured = replies.latency_s is not None and n
+    latency = np.array(replies.latency_s or []) * 1000
     ops = {
-        "latency_p50_ms": round(float(np.percentile(latency, 50)), 2) if n else None,
-        "latency_p95_ms": round(float(np.percentile(latency, 95)), 2) if n else None,
+        "latency_p50_ms": round(float(np.percentile(latency, 50)), 2) if measured else None,
+        "latency_p95_ms": round(float(np.percentile(latency, 95)), 2) if measured else None,
+        # Batched requests share their time: their honest figure is throughput, not what one user waits.
+        "amortized_ms_per_request": round(replies.wall_seconds * 1000 / n, 2) if n and not measured else None,
         "tokens_in_mean": round(float(np.mean(tin)), 1) if tin else None,
         "tokens_out_mean": round(float(np.mean(tout)), 1) if tout else None,
         "requests_per_second": round(n / replies.wall_seconds, 3) if replies.wall_seconds > 0 else None,
@@ -258,7 +257,7 @@ def _operations(replies: Replies, settings) -> dict:
     else:
         ops["cost_per_1k_usd"], note = _api_cost(replies, settings, ops)
         ops["cost_basis"] += f"; {note}"
-    return ops
+    return Operations(**ops)
 
 
 def _api_cost(replies: Replies, settings, ops: dict) -> tuple[float | None, str]:
@@ -333,28 +332,20 @@ def _assemble(task: Task, rows: list[Example], specs, outcomes: list[dict], conf
     out = []
     for o in outcomes:
         spec = o["spec"]
-        entry = {
-            "name": spec.name, "spec": spec.spec, "kind": spec.kind, "run_id": o["run_id"], "status": o["status"],
-            "metrics": {}, "operations": {}, "comparison": None,
-        }
-        if spec.decoding is not None:
-            # Stored with the candidate, so that what is served later decodes as what was evaluated.
-            entry["decoding"] = spec.decoding
+        # The decoding is stored with the candidate, so that what is served later decodes as what was evaluated.
+        entry = {"name": spec.name, "spec": spec.spec, "kind": spec.kind, "run_id": o["run_id"], "status": o["status"], "decoding": spec.decoding}
         if o["status"] != "completed":
-            entry["error"] = o["error"]
-            out.append(entry)
+            out.append(CandidateResult(**entry, error=o["error"]))
             continue
-        scored = o["scored"]
-        entry["metrics"] = scored.metrics
-        entry["details"] = scored.details
-        entry["operations"] = o["operations"]
+        comparison = None
         if base is not None and base["status"] == "completed" and o is not base:
-            entry["comparison"] = _compare(task, o, base, primary, config)
+            comparison = _compare(task, o, base, primary, config)
             verdicts[spec.name] = stats.verdict_line(
-                _short(spec, specs), _short(base["spec"], specs), entry["comparison"]["diff"], entry["comparison"]["low"],
-                entry["comparison"]["high"], entry["comparison"]["p_value"], entry["comparison"]["significant"], config.confidence,
+                _short(spec, specs), _short(base["spec"], specs), comparison.diff, comparison.low, comparison.high,
+                comparison.p_value, comparison.significant, config.confidence,
             )
-        out.append(entry)
+        scored = o["scored"]
+        out.append(CandidateResult(**entry, metrics=scored.metrics, details=scored.details, operations=o["operations"], comparison=comparison))
     return {
         "task_type": task.type,
         "primary_metric": primary,
@@ -368,7 +359,7 @@ def _assemble(task: Task, rows: list[Example], specs, outcomes: list[dict], conf
     }
 
 
-def _compare(task: Task, cand: dict, base: dict, primary: str, config: EvalConfig) -> dict:
+def _compare(task: Task, cand: dict, base: dict, primary: str, config: EvalConfig) -> Comparison:
     c, b = cand["scored"], base["scored"]
     diff = float(c.primary_rows.mean() - b.primary_rows.mean())
     p_boot, low, high = stats.paired_bootstrap(b.primary_boot, c.primary_boot, diff, config.confidence)
@@ -378,10 +369,10 @@ def _compare(task: Task, cand: dict, base: dict, primary: str, config: EvalConfi
         test = "mcnemar-exact"
     else:
         p, test = p_boot, "paired-bootstrap"
-    return {
-        "vs": base["spec"].name, "metric": primary, "diff": round(diff, 6), "low": round(low, 6), "high": round(high, 6),
-        "p_value": float(p), "test": test, "significant": bool(p < config.alpha),
-    }
+    return Comparison(
+        vs=base["spec"].name, metric=primary, diff=round(diff, 6), low=round(low, 6), high=round(high, 6),
+        p_value=float(p), test=test, significant=bool(p < config.alpha),
+    )
 
 
 def _headline(outcomes, base, verdicts, primary, specs) -> str:
@@ -411,7 +402,7 @@ def _register(store, path, rows: int, role: str) -> str | None:
     return store.add_dataset(path, format="chat", rows=rows, role=role).id
 
 
-def _save(store, results: dict, outcomes: list[dict], rows: list[Example], config: EvalConfig, eval_path, train_path) -> dict:
+def _save(store, results: EvaluationResults, outcomes: list[dict], rows: list[Example], config: EvalConfig, eval_path, train_path) -> EvaluationResults:
     from tunewise import workspace
 
     eval_ds = _register(store, eval_path, len(rows), "eval")
@@ -421,34 +412,36 @@ def _save(store, results: dict, outcomes: list[dict], rows: list[Example], confi
     _write_outputs(scratch / "outputs.jsonl", outcomes, rows)
     (scratch / "config.json").write_text(json.dumps(config.model_dump(), indent=2), encoding="utf-8")
     record = store.add_evaluation(
-        kind="compare", dataset_id=eval_ds, train_dataset_id=train_ds, task_type=results["task_type"],
-        config=config.model_dump(), results=results, verdict=results["verdict"],
+        kind="compare", dataset_id=eval_ds, train_dataset_id=train_ds, task_type=results.task_type,
+        config=config.model_dump(), results=results.to_store(), verdict=results.verdict,
         candidates=[
-            {"name": c["name"][:200], "spec": c["spec"], "run_id": c["run_id"], "status": c["status"], "metrics": c["metrics"], "operations": c["operations"]}
-            for c in results["candidates"]
+            {"name": c.name[:200], "spec": c.spec, "run_id": c.run_id, "status": c.status,
+             "metrics": {k: v.model_dump() for k, v in c.metrics.items()}, "operations": c.operations.model_dump() if c.operations else {}}
+            for c in results.candidates
         ],
     )
     folder = scratch.parent / record.id
     shutil.move(str(scratch), folder)
-    results = {**results, "evaluation_id": record.id, "outputs_path": str(folder / "outputs.jsonl")}
-    store.update_evaluation(record.id, results=results)
+    results = results.model_copy(update={"evaluation_id": record.id, "outputs_path": str(folder / "outputs.jsonl")})
+    store.update_evaluation(record.id, results=results.to_store())
     return results
 
 
 def _write_outputs(path: Path, outcomes: list[dict], rows: list[Example]) -> None:
-    """One line per eval row with every candidate's reply under `candidates` (the shape review and report read)."""
+    """One `OutputRow` per eval row with every completed candidate's reply under `candidates`."""
     done = [o for o in outcomes if o["status"] == "completed"]
     with open(path, "w", encoding="utf-8") as handle:
         for i, row in enumerate(rows):
             entries = {}
             for o in done:
                 replies, scored = o["replies"], o["scored"]
-                entries[o["spec"].name] = {
-                    "output": replies.texts[i], **scored.rows[i], "latency_ms": round(replies.latency_s[i] * 1000, 2),
-                    "tokens_in": replies.tokens_in[i], "tokens_out": replies.tokens_out[i],
-                }
-            record = {"index": row.index, "line": row.line, "input": row.text, "reference": row.reference, "candidates": entries}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                # Only a request timed on its own has a latency; batched rows share their time (Operations has it amortised).
+                timed = {"latency_ms": round(replies.latency_s[i] * 1000, 2)} if replies.latency_s is not None else {}
+                entries[o["spec"].name] = RowOutput(
+                    output=replies.texts[i], **scored.rows[i], **timed, tokens_in=replies.tokens_in[i], tokens_out=replies.tokens_out[i],
+                )
+            record = OutputRow(index=row.index, line=row.line, input=row.text, reference=row.reference, candidates=entries)
+            handle.write(record.model_dump_json(exclude_unset=True) + "\n")  # each task's own fields, no empty others
 
 
 __all__ = ["evaluate"]
