@@ -185,3 +185,27 @@ def test_subset_size_is_respected(tiny_model_dir, chat_files, store):
     assert run.metrics["train_examples"] == 12
     assert json.loads(json.dumps(run.config))["max_train_examples"] == 12
     assert set(LABELS)  # the fixture's labels are balanced, so 12 rows hold 3 of each
+
+
+def test_train_config_maps_onto_sft_config_by_declared_names(tmp_path):
+    import dataclasses
+
+    from trl import SFTConfig
+
+    from tunewise.train import TrainConfig
+    from tunewise.train.fast import Hardware
+    from tunewise.train.trainer import SFT_FIELDS, SFT_FIXED, sft_arguments
+
+    sft_names = {f.name for f in dataclasses.fields(SFTConfig)}
+    assert set(SFT_FIELDS) <= set(TrainConfig.model_fields)
+    assert {target for targets in SFT_FIELDS.values() for target in targets} | set(SFT_FIXED) <= sft_names
+    config = TrainConfig(output_dir=str(tmp_path), epochs=2.5, batch_size=6, gradient_accumulation=3, learning_rate=3e-4,
+                         lr_scheduler="cosine", max_seq_length=96, seed=5, save_total_limit=4, group_by_length=True)
+    args = SFTConfig(**sft_arguments(config, Hardware("cpu", "fp32", "cpu"), padding_free=False))
+    assert (args.num_train_epochs, args.per_device_train_batch_size, args.per_device_eval_batch_size) == (2.5, 6, 6)
+    assert (args.gradient_accumulation_steps, args.learning_rate, args.max_length, args.save_total_limit) == (3, 3e-4, 96, 4)
+    assert args.lr_scheduler_type.value == "cosine" and args.seed == 5 and args.data_seed == 5  # data_seed empty: seed
+    assert args.output_dir == str(tmp_path / "checkpoints") and args.use_cpu and not args.bf16
+    assert args.train_sampling_strategy == "group_by_length" and args.eval_strategy.value == "no"
+    packed = sft_arguments(TrainConfig(output_dir=str(tmp_path), packing=True, data_seed=9), Hardware("cuda", "bf16", "gpu"), padding_free=True)
+    assert packed["train_sampling_strategy"] == "random" and packed["data_seed"] == 9 and packed["bf16"] and not packed["use_cpu"]

@@ -43,6 +43,22 @@ class Tokenized:
         return sum(self.lengths)
 
 
+@dataclass
+class PreparedData:
+    """A run's data, checked and tokenized: what the trainer and the held-out scoring read."""
+
+    train_path: Path
+    train_hash: str
+    train_dataset_id: str | None
+    train: Tokenized
+    train_examples: list[Example]
+    eval_path: Path | None = None
+    eval_dataset_id: str | None = None
+    eval: Tokenized | None = None
+    held_out: int = 0  # rows of the training file held out to score the run (no eval_dataset given)
+    task_type: str = "text"
+
+
 def read_chat_jsonl(path: str | Path) -> list[Example]:
     """Rows of an OpenAI-format chat JSONL file (`{"messages": [...]}` per line); bad lines raise `DataError`."""
     path = Path(path)

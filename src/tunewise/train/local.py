@@ -13,30 +13,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunewise.errors import NotFoundError, TrainingError, TunewiseError
 from tunewise.train.config import TrainConfig
-from tunewise.train.data import Example, Tokenized, check_examples, read_chat_jsonl, stratified_subset, tokenize
+from tunewise.train.data import Example, PreparedData, check_examples, read_chat_jsonl, stratified_subset, tokenize
+from tunewise.train.schedule import fit_to_budget, heldout_callback
+from tunewise.train.trainer import build_trainer
 
 CONFIG_FILE = "config.yaml"
 RECIPE_FILE = "recipe.json"
-
-
-@dataclass
-class PreparedData:
-    train_path: Path
-    train_hash: str
-    train_dataset_id: str | None
-    train: Tokenized
-    train_examples: list[Example]
-    eval_path: Path | None = None
-    eval_dataset_id: str | None = None
-    eval: Tokenized | None = None
-    held_out: int = 0  # rows of the training file held out to score the run (no eval_dataset given)
-    task_type: str = "text"
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -262,7 +249,7 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
         if config.time_budget_minutes and resume_from is None:
             budget = fit_to_budget(trainer, config, data)
             store.add_run_step(run_id, 0, {"time_budget": budget})
-        heldout = _heldout_callback(trainer, config, data, tokenizer, budget)
+        heldout = heldout_callback(trainer, config, data, tokenizer, budget)
         if heldout is not None:
             trainer.add_callback(heldout)
         budget_callback = None
@@ -353,200 +340,6 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     return run
 
 
-def _heldout_callback(trainer, config, data: PreparedData, tokenizer, budget: dict):
-    """The callback that scores the eval rows during training (None without eval rows)."""
-    if data.eval is None:
-        return None
-    from tunewise.train.heldout import HeldOutCallback, LabelTrie, label_sequences
-
-    planned = trainer.args.max_steps if trainer.args.max_steps > 0 else _planned_steps(trainer, config, data)
-    evaluations = budget.get("evaluations", 5)
-    eval_steps = config.eval_steps or max(1, planned // evaluations)
-    trie = LabelTrie(label_sequences(data.train.labels)) if data.task_type == "classification" else None
-    ids, labels = data.eval.input_ids, data.eval.labels
-    cap = budget.get("eval_rows")
-    if cap and cap < len(ids):  # an evenly spread subset: under a time budget, scoring must not eat the training time
-        stride = len(ids) / cap
-        keep = [int(i * stride) for i in range(cap)]
-        ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-
-    def record(result) -> None:
-        # Trainer.log reaches every callback's on_log: the run recorder stores the step and shows it.
-        trainer.log(result.as_log())
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return HeldOutCallback(
-        ids, labels, pad_id=pad, trie=trie, eval_steps=eval_steps,
-        patience=config.early_stopping_patience, batch_size=max(8, config.batch_size), on_score=record,
-    )
-
-
-def _planned_steps(trainer, config, data: PreparedData) -> int:
-    import math
-
-    per_epoch = math.ceil(len(data.train.input_ids) / (config.batch_size * config.gradient_accumulation))
-    return max(1, int(math.ceil(per_epoch * config.epochs)))
-
-
-def fit_to_budget(trainer, config, data: PreparedData) -> dict[str, Any]:
-    """Set the run's step count so that training and its evaluations fit `time_budget_minutes`.
-
-    Three probe steps (one to warm up, two timed) through the trainer's own training step give
-    seconds per padded token; the run's batches, grouped by length, pad little, so a step costs about
-    its real tokens. The gradients of the probe are discarded. A deadline callback still stops the
-    run at the budget if the estimate was optimistic.
-    """
-    import random
-
-    budget_s = config.time_budget_minutes * 60
-    started = time.perf_counter()
-    rng = random.Random(config.seed)
-    rows = list(range(len(data.train.input_ids)))
-    timed_tokens, timed_seconds = 0, 0.0
-    model = trainer.model
-    model.train()
-    for probe in range(3):
-        pick = rng.sample(rows, min(config.batch_size, len(rows)))
-        batch = trainer.data_collator([{"input_ids": data.train.input_ids[i], "labels": data.train.labels[i]} for i in pick])
-        batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
-        t0 = time.perf_counter()
-        loss = trainer.compute_loss(model, batch)
-        loss.backward()
-        if probe:
-            timed_seconds += time.perf_counter() - t0
-            timed_tokens += int(batch["input_ids"].numel())
-    model.zero_grad(set_to_none=True)
-    trainer._total_train_tokens = 0
-    for values in getattr(trainer, "_metrics", {}).values():
-        values.clear()
-    per_token = timed_seconds / max(timed_tokens, 1)
-    mean_tokens = sum(data.train.lengths) / max(len(data.train.lengths), 1)
-    step_seconds = per_token * mean_tokens * config.batch_size * config.gradient_accumulation * 1.05
-    evals = 6 if data.eval is not None else 0  # five scheduled and the last one
-    eval_rows = len(data.eval.lengths) if data.eval is not None else 0
-    # A forward pass costs about 0.6 of a training step per token when LoRA sits on the top third of the
-    # blocks (measured on CLINC150: 200 rows in 25 s against 1.7 s per step of 8). Scoring may take at most
-    # 15% of the budget: fewer rows (at least 20), then fewer evaluations (at least 2 and the last),
-    # rather than a shorter run. Long rows on a small budget hit both floors.
-    row_seconds = per_token * (sum(data.eval.lengths) / max(eval_rows, 1) if eval_rows else 0) * 0.6
-    allowance = 0.15 * budget_s
-    if evals and row_seconds:
-        eval_rows = min(eval_rows, max(20, int(allowance / (evals * row_seconds))))
-        evals = max(3, min(evals, int(allowance / (eval_rows * row_seconds))))
-    eval_seconds = evals * eval_rows * row_seconds
-    probe_seconds = time.perf_counter() - started
-    train_seconds = max(budget_s - probe_seconds, step_seconds)
-    fitted = max(1, int((train_seconds - eval_seconds) / step_seconds))
-    # Plan for up to twice the probe's estimate: BudgetCallback measures the real step time after a few
-    # steps and shortens the schedule to what fits (a schedule can be shortened mid-run, not lengthened).
-    steps = min(2 * fitted, _planned_steps(trainer, config, data))
-    trainer.args.max_steps = steps
-    return {
-        "minutes": config.time_budget_minutes,
-        "probe_seconds_per_step": round(step_seconds, 3),
-        "probe_tokens_per_second": round(1 / per_token, 1) if per_token else None,
-        "probe_steps": fitted,
-        "planned_steps_at_most": steps,
-        "epochs_at_most": config.epochs,
-        "train_seconds": round(train_seconds, 1),
-        "eval_rows": eval_rows,
-        "evaluations": max(evals - 1, 1),  # scheduled ones; the last step is scored as well
-    }
-
-
-def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_folder: Path, hardware):
-    """An SFTTrainer for `config` on prepared data (public so that benchmarks and tests can inspect it)."""
-    import datasets
-    import torch
-    from transformers import AutoModelForCausalLM, PrinterCallback, ProgressCallback
-    from transformers.trainer_utils import set_seed
-    from trl import SFTConfig, SFTTrainer
-
-    from tunewise.train import fast
-
-    _quiet_libraries()
-    set_seed(config.seed)
-    model_kwargs: dict[str, Any] = {"dtype": hardware.torch_dtype}
-    attn = fast.attention_implementation(config, hardware)
-    if attn:
-        model_kwargs["attn_implementation"] = attn
-    if config.method == "qlora":
-        model_kwargs["quantization_config"] = fast.qlora_quantization(hardware)
-        model_kwargs["device_map"] = {"": 0}
-    model = AutoModelForCausalLM.from_pretrained(model_folder, **model_kwargs)
-    if config.use_liger:
-        fast.apply_liger(model, hardware)
-
-    if config.method in {"lora", "qlora"}:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-        if config.method == "qlora":
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-        layers = None
-        if config.lora_layers:
-            total = model.config.get_text_config().num_hidden_layers
-            layers = list(range(max(0, total - config.lora_layers), total))
-        targets = config.target_modules
-        if layers is not None and isinstance(targets, str):
-            targets = _linear_module_names(model)  # PEFT's layers_to_transform needs a list, not 'all-linear'
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=targets,
-            layers_to_transform=layers,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, peft_config)
-        if config.init_adapter:
-            _warm_start(model, Path(config.init_adapter))
-
-    train_ds = datasets.Dataset.from_dict({"input_ids": data.train.input_ids, "labels": data.train.labels})
-    save_steps = config.save_steps
-
-    padding_free = fast.padding_free_ok(config, hardware, attn)
-    args = SFTConfig(
-        output_dir=str(Path(config.output_dir) / "checkpoints"),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        save_strategy="steps",
-        save_steps=save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="no",  # HeldOutCallback scores the eval rows: loss and task accuracy in one pass
-        seed=config.seed,
-        data_seed=config.data_seed if config.data_seed is not None else config.seed,
-        bf16=hardware.precision == "bf16",
-        fp16=hardware.precision == "fp16",
-        use_cpu=hardware.device == "cpu",
-        gradient_checkpointing=config.gradient_checkpointing,
-        max_length=config.max_seq_length,
-        packing=config.packing,
-        padding_free=padding_free,
-        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
-        torch_compile=config.torch_compile and hardware.device == "cuda",
-        use_liger_kernel=False,  # applied to the model above (TRL's flag is deprecated)
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        dataset_num_proc=None,
-        save_only_model=False,
-    )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer)
-    trainer.remove_callback(PrinterCallback)  # our Rich display replaces the printed log dicts
-    trainer.remove_callback(ProgressCallback)
-    if torch.cuda.is_available() and hardware.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    return trainer
-
-
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -571,52 +364,6 @@ def print_recipe(recipe, data: PreparedData) -> None:
     if data.held_out:
         err_console.print(f"Holding out {data.held_out} of the training rows to score the run (stratified); "
                           f"training on {len(data.train.input_ids):,}.", highlight=False)
-
-
-
-
-def _warm_start(model, folder: Path) -> None:
-    """Start from an earlier run's LoRA weights (same rank, layers and modules), e.g. a search's best trial."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise TrainingError(f"init_adapter {folder}: no adapter_model.safetensors there")
-    mismatch = TrainingError(
-        f"init_adapter {folder}: its LoRA weights do not fit this run (different lora_r, lora_layers or target_modules)"
-    )
-    try:
-        loaded = set_peft_model_state_dict(model, load_file(str(weights)))
-    except RuntimeError as exc:  # torch's size-mismatch error when the ranks differ
-        raise mismatch from exc
-    missing = [k for k in getattr(loaded, "missing_keys", []) if "lora_" in k]
-    if getattr(loaded, "unexpected_keys", None) or missing:
-        raise mismatch
-
-
-def _linear_module_names(model) -> list[str]:
-    """Short names of the Linear layers inside the transformer blocks (what 'all-linear' means, minus the LM head)."""
-    import torch
-
-    output = model.get_output_embeddings()
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear) and module is not output}
-    return sorted(names)
-
-
-def _quiet_libraries() -> None:
-    # The Rich display is the progress; datasets' map bars and transformers' deprecation notes are noise here.
-    import warnings
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    datasets.disable_progress_bars()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="trl")
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
 
 
 def _store(store):
