@@ -143,6 +143,24 @@ def test_audit_is_stored_with_its_datasets(tmp_path, tiny_model_dir, store):
     assert stored.id == result.audit_id and stored.passed and stored.eval_dataset_id == result.eval_dataset_id
     assert stored.summary["rows"] == 20
     assert store.get_dataset(train).id == result.dataset_id
+    # what the store holds reads back as the typed record, equal to the one the audit built
+    from tunewise.records.audit import AuditSummary
+
+    record = AuditSummary.from_store(stored.summary, where=f"audit {stored.id}")
+    assert record == result.record and record.kind == "audit" and record.schema_version == 1
+    assert record.eval_rows == 5 and record.contamination.hits == 0 and record.labels.agreement is None
+
+
+def test_an_untyped_or_malformed_stored_summary_is_one_clear_error(sample_audit):
+    from tunewise.errors import StoreError
+    from tunewise.records.audit import AuditSummary
+
+    untyped = {k: v for k, v in sample_audit.summary.items() if k not in ("kind", "schema_version")}
+    with pytest.raises(StoreError, match="audit 7: audit record has no schema_version"):
+        AuditSummary.from_store(untyped, where="audit 7")
+    broken = {**sample_audit.summary, "readiness": {**sample_audit.summary["readiness"], "level": "maybe"}}
+    with pytest.raises(StoreError, match="malformed at readiness.level"):
+        AuditSummary.from_store(broken, where="audit 7")
 
 
 def test_html_is_self_contained(sample_audit, tmp_path):
@@ -155,6 +173,15 @@ def test_html_is_self_contained(sample_audit, tmp_path):
         assert needle in page
     assert not re.search(r"(?:src|href)\s*=\s*['\"]?(?:https?:)?//", page)
     assert "http://" not in page and "https://" not in page
+    assert "85% agreement bar" in page and "No eval set given" not in page
+
+
+def test_html_escapes_what_the_rows_say(tmp_path, tiny_model_dir):
+    rows = [_row(f"<script>alert({i})</script> invoice {i} is wrong & late", "billing") for i in range(3)] * 2
+    result = audit(_write(tmp_path / "train.jsonl", rows), model=str(tiny_model_dir), progress=False, register=False)
+    page = render_audit_html(result)
+    assert "<script>" not in page and "&lt;script&gt;alert(0)&lt;/script&gt; invoice 0 is wrong &amp; late" in page
+    assert "No eval set given" in page and "No blocking problems" in page
 
 
 def _cli(args):
