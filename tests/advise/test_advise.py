@@ -83,20 +83,24 @@ def test_advise_from_store_and_answers(store, tmp_path, answers_file):
     assert advice.roi.baseline_monthly_usd == pytest.approx(237.5)
     assert advice.roi.best.gain == pytest.approx(0.29)
     # OpenAI closes new fine-tuning jobs on 2027-01-06, inside the year: a migration path with its cost.
-    assert advice.migration["closes"] == "2027-01-06" and advice.migration["budget_usd"] > 0
+    assert advice.migration.closes == "2027-01-06" and advice.migration.budget_usd > 0
     assert any("2027-01-06" in w for w in advice.warnings)
     stored = store.latest_decision()
     assert stored.id == advice.decision_id and stored.verdict == "lora" and stored.dataset_id == dataset.id
     assert stored.money["baseline_monthly_usd"] == pytest.approx(237.5)
     markdown, html = decision_section(store)
-    assert "Fine-tune with LoRA" in markdown and "Migration path" in markdown and "<table>" in html
+    assert "Fine-tune with LoRA" in markdown and "Migration path" in markdown and "<table" in html
+    # The report renders the stored, typed record: the same page as the advice that was returned.
+    assert markdown == advice.to_markdown() and html == advice.to_html()
+    assert stored.facts["kind"] == "decision" and stored.facts["schema_version"] == 1
+    assert "(measured here)" in markdown and "(projected)" in markdown and "<em>(measured here)</em>" in html
 
 
 def test_classic_classifier_that_matches_wins(store, tmp_path, answers_file):
     _populate(store, tmp_path, classic=0.60, lora=0.60)
     advice = advise(store, answers_file, today=TODAY)
     assert advice.verdict == "classic"
-    assert any("classic classifier" in r["text"] for r in advice.reasons)
+    assert any("classic classifier" in r.text for r in advice.reasons)
 
 
 def test_no_significant_gain_keeps_the_prompt(store, tmp_path, answers_file):
@@ -199,13 +203,13 @@ def test_advice_counts_unique_examples_after_cleaning(store, tmp_path, tiny_mode
     assert "60 unique examples (80 rows in the file)" in audited.summary["readiness"]["verdict"]
     advice = advise(store, {}, today=TODAY, save=False)
     assert advice.facts["examples"].value == 60
-    assert any("60 unique examples after dedup and decontamination (80 rows in the file)" in r["text"] for r in advice.reasons)
+    assert any("60 unique examples after dedup and decontamination (80 rows in the file)" in r.text for r in advice.reasons)
 
     cleaned = clean(train, dedup=True, drop_contaminated=True, eval_path=evaluation)
     assert cleaned.kept == 60 and cleaned.dataset_id
     advice = advise(store, {}, today=TODAY, save=False)
     assert advice.facts["examples"].value == 60 and cleaned.dataset_id in advice.facts["examples"].detail
-    assert any("60 unique examples after cleaning (80 rows in the file)" in r["text"] for r in advice.reasons)
+    assert any("60 unique examples after cleaning (80 rows in the file)" in r.text for r in advice.reasons)
     data_check = next(c for c in advice.checklist if c.key == "data_10k_consistent")
     assert data_check.evidence.startswith("60 unique examples after cleaning")
 
@@ -234,7 +238,7 @@ def test_a_fine_tune_still_improving_is_not_a_loss(store, tmp_path, answers_file
     assert advice.facts["finetune_still_improving"].value is True
     assert "recorded steps" in advice.facts["finetune_still_improving"].detail
     assert advice.verdict == "lora" and "tunewise train --search" in advice.title
-    assert any("still improving at its last evaluation" in r["text"] and "not counted as a lose signal" in r["text"]
+    assert any("still improving at its last evaluation" in r.text and "not counted as a lose signal" in r.text
                for r in advice.reasons)
 
 
@@ -259,7 +263,7 @@ def test_a_curve_that_projects_a_gain_says_more_data_would_help(store, tmp_path,
     _populate(store, tmp_path, classic=0.20, lora=0.33, significant=False, doubling=0.05)
     advice = advise(store, answers_file, today=TODAY, save=False)
     assert advice.verdict == "lora" and "more data would help" in advice.title
-    assert any("more data would help" in r["text"] for r in advice.reasons)
+    assert any("more data would help" in r.text for r in advice.reasons)
 
 
 def test_run_progress_from_steps():
@@ -283,8 +287,8 @@ def test_the_learning_curve_is_projected_not_measured(store, tmp_path, answers_f
     advice = advise(store, answers_file, today=TODAY, save=False)
     fact = advice.facts["projected_gain_doubling"]
     assert fact.source == "projected" and "extrapolated" in fact.detail and "500" in fact.detail
-    curve_reasons = [r for r in advice.reasons if "learning curve" in r["text"] or "more data would help" in r["text"]]
-    assert curve_reasons and all(r["source"] == "projected" for r in curve_reasons)
+    curve_reasons = [r for r in advice.reasons if "learning curve" in r.text or "more data would help" in r.text]
+    assert curve_reasons and all(r.source == "projected" for r in curve_reasons)
 
 
 def test_an_explicit_answer_wins_over_measured_tokens(store, tmp_path, answers_file):
@@ -329,35 +333,35 @@ def test_a_quality_gain_measured_on_a_small_model_says_it_is_transferred(store, 
     run = _run_with_steps(store, [(10, 1.2), (20, 0.7)])
     _populate(store, tmp_path, run_id=run.id)
     advice = advise(store, answers_file, today=TODAY, save=False)
-    money = next(r for r in advice.reasons if r["text"].startswith("money:"))
-    assert "measured on smollm2-135m" in money["text"] and "gpt-5-mini fine-tune" in money["text"]
-    assert "as if it transferred" in money["text"] and "assumed" in money["source"].split("+")
+    money = next(r for r in advice.reasons if r.text.startswith("money:"))
+    assert "measured on smollm2-135m" in money.text and "gpt-5-mini fine-tune" in money.text
+    assert "as if it transferred" in money.text and "assumed" in money.source.split("+")
     assert any("as if it transferred" in n for n in advice.roi.notes)
 
 
 def test_the_lora_experiment_is_priced_from_the_catalog_or_unknown(store, tmp_path):
     advice = advise(store, {}, today=TODAY, save=False)
     assert advice.verdict == "lora"
-    last = next(r for r in advice.reasons if "LoRA experiment" in r["text"])
-    assert "cost is unknown: no audit counted the training tokens" in last["text"] and "$50" not in last["text"]
+    last = next(r for r in advice.reasons if "LoRA experiment" in r.text)
+    assert "cost is unknown: no audit counted the training tokens" in last.text and "$50" not in last.text
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "x", "label": "y"}\n')
     dataset = store.add_dataset(data, format="jsonl", rows=6000)
     store.add_audit(dataset.id, {"rows": 6000, "eval_rows": 600, "tokens": {"billable_per_epoch": 1_360_000},
                                  "labels": {}, "readiness": {"level": "lora", "verdict": "ok", "examples": 6000}}, passed=True)
     advice = advise(store, {}, today=TODAY, save=False)
-    last = next(r for r in advice.reasons if "LoRA experiment" in r["text"])
+    last = next(r for r in advice.reasons if "LoRA experiment" in r.text)
     # 3 epochs x 1.36M tokens at 13,600 tokens/s on a $3/h H100: 300 s = $0.25, from the catalog.
-    assert advice.verdict == "lora" and "selfhost-h100" in last["text"] and "$0.25" in last["text"]
-    assert "catalog" in last["source"].split("+") and "$50" not in last["text"]
+    assert advice.verdict == "lora" and "selfhost-h100" in last.text and "$0.25" in last.text
+    assert "catalog" in last.source.split("+") and "$50" not in last.text
 
 
 def test_the_migration_invents_no_example_count(store):
     plan = {"requests_per_month": 1000, "input_tokens": 100, "plan_date": "2027-02-01"}
     advice = advise(store, plan, today=TODAY, save=False)
     assert not any(o.name.startswith("distill") for o in advice.roi.options)
-    assert advice.migration["cost"].startswith("unknown")
+    assert advice.migration.cost.startswith("unknown")
     advice = advise(store, {**plan, "examples": 2000}, today=TODAY, save=False)
     distill = next(o for o in advice.roi.options if o.name.startswith("distill"))
     assert distill.budget_usd == pytest.approx(2000 * 100 * 0.25 / 1e6)  # the teacher labels 2,000 inputs of 100 tokens
-    assert advice.migration["budget_usd"] == pytest.approx(distill.budget_usd)
+    assert advice.migration.budget_usd == pytest.approx(distill.budget_usd)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "load_answers": "tunewise.advise.decide",
     "decision_section": "tunewise.advise.decide",
     "VERDICTS": "tunewise.advise.decide",
+    "DecisionRecord": "tunewise.records.decision",
     "roi": "tunewise.advise.roi",
     "RoiInputs": "tunewise.advise.roi",
     "RoiResult": "tunewise.advise.roi",

@@ -15,7 +15,6 @@ no unit prices exist; where both exist and disagree, the unit prices win and a n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tunewise.errors import ConfigError
 from tunewise.pricing import HOURS_PER_MONTH, Catalog, PriceRow, load_catalog
+from tunewise.records.decision import OptionResult, RoiResult, SensitivityRow
 
 __all__ = [
     "FineTuneOption",
@@ -95,54 +95,6 @@ class RoiInputs(BaseModel):
     @property
     def value_usd(self) -> float | None:
         return self.value_per_correct_usd if self.value_per_correct_usd is not None else self.cost_per_error_usd
-
-
-@dataclass
-class OptionResult:
-    name: str
-    monthly_usd: float
-    monthly_basis: str
-    training_usd: float
-    training_basis: str
-    budget_usd: float
-    budget_basis: str
-    incremental_monthly_usd: float
-    incremental_year1_usd: float
-    quality: float | None
-    gain: float | None
-    benefit_year1_usd: float | None
-    net_year1_usd: float | None
-    break_even_month: int | None
-    break_even_basis: str
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SensitivityRow:
-    input: str
-    now: float
-    low: float
-    high: float
-    net_at_low: float
-    net_at_high: float
-    flips: bool
-    break_even_value: float | None
-
-
-@dataclass
-class RoiResult:
-    baseline_monthly_usd: float
-    baseline_basis: str
-    options: list[OptionResult]
-    best: OptionResult | None
-    decision: str
-    sensitivity: list[SensitivityRow]
-    notes: list[str]
-    months: int
-    catalog_as_of: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
@@ -453,7 +405,8 @@ def _sensitivity(inputs: RoiInputs, catalog: Catalog, index: int, net_now: float
                 else:
                     hi = mid
             threshold = (lo + hi) / 2
-        out.append(SensitivityRow(name, now, low, high, net_low, net_high, flips, threshold))
+        out.append(SensitivityRow(input=name, now=now, low=low, high=high, net_at_low=net_low, net_at_high=net_high,
+                                  flips=flips, break_even_value=threshold))
     return out
 
 
