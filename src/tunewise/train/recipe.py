@@ -76,8 +76,10 @@ class Recipe:
 
     def apply(self, config):
         """A copy of `config` with every setting the recipe chose filled in."""
+        from tunewise.config import override
+
         chosen = {c.setting: c.value for c in self.choices if c.source == "recipe"}
-        return config.model_copy(update=chosen)
+        return override(config, **chosen)
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         return [(c.setting, _show(c.value), c.source, c.reason) for c in self.choices]
