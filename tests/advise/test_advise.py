@@ -365,3 +365,33 @@ def test_the_migration_invents_no_example_count(store):
     distill = next(o for o in advice.roi.options if o.name.startswith("distill"))
     assert distill.budget_usd == pytest.approx(2000 * 100 * 0.25 / 1e6)  # the teacher labels 2,000 inputs of 100 tokens
     assert advice.migration.budget_usd == pytest.approx(distill.budget_usd)
+
+
+def test_the_stored_decision_reads_back_as_its_type(store, tmp_path, answers_file):
+    from tunewise.records.decision import DecisionRecord
+    from tunewise.render import render_page  # noqa: F401 - the page renders through the shared environment
+
+    _populate(store, tmp_path)
+    advice = advise(store, answers_file, today=TODAY)
+    record = DecisionRecord.from_store(store.latest_decision().facts, where="decision")
+    assert record.verdict == advice.verdict and record.facts["input_tokens"].transfer == advice.facts["input_tokens"].transfer
+    assert record.roi.best.name == advice.roi.best.name and record.migration.closes == "2027-01-06"
+    from tunewise.advise.render import render_page_html
+
+    page = render_page_html(record)
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "Migration path" in page
+
+
+def test_decision_section_without_a_typed_decision(store):
+    markdown, html = decision_section(store)
+    assert "No decision yet" in markdown and "No decision yet" in html
+    store.add_decision("prompt", reasons=["old"], facts={"title": "Keep improving the prompt", "_advice": {}}, money={})
+    markdown, html = decision_section(store)
+    assert markdown.startswith("## Decision: prompt") and "no schema_version" in markdown and "run `tunewise advise` again" in markdown
+    assert "<h2>Decision: prompt</h2>" in html
+
+
+def test_decision_text_is_escaped_in_html(store):
+    advice = advise(store, {"base_model": "gpt-5-mini"}, today=TODAY, save=False)
+    advice.reasons[0].text = "<script>x</script>"
+    assert "<script>" not in advice.to_html() and "&lt;script&gt;" in advice.to_html()
