@@ -218,7 +218,7 @@ def evaluate_all(paths, arms: dict[str, dict], args, out: Path) -> dict:
         results = json.loads(baselines.read_text())
     elif not args.skip_baselines:
         results = evaluate(paths["test"], ["knn-few-shot:smollm2-135m?k=8", "classic:tfidf", "zero-shot:smollm2-135m"],
-                           train_path=paths["train"], config=EvalConfig(), allow_contamination=True)
+                           train_path=paths["train"], config=EvalConfig(), allow_contamination=True).to_store()
         baselines.write_text(json.dumps(results, indent=2, default=str))
     results["_seconds"] = round(time.perf_counter() - started, 1)
     results["adapters"] = scores

@@ -154,11 +154,6 @@ def _dataset_name(store, dataset_id) -> str | None:
     return f"{dataset.name} ({dataset.rows} rows, {dataset.id})"
 
 
-def best_candidate(results: EvaluationResults) -> CandidateResult | None:
-    """The completed candidate with the highest primary metric."""
-    return results.best_candidate()
-
-
 def _candidates(results: EvaluationResults) -> Section:
     metric, baseline, ci = results.primary_metric, results.baseline, _ci(results.confidence)
     rate = _is_rate([c.metrics[metric].value for c in results.completed() if metric in c.metrics])

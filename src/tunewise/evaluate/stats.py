@@ -1,7 +1,7 @@
 """Scores, intervals and paired tests: the numbers behind every claim `tunewise eval` makes.
 
 Every metric is computed from per-row values so that one set of bootstrap resamples (the same row
-indices for every candidate) gives both each metric's 95% interval and the paired difference
+indices for every candidate) gives both each metric's interval (at EvalConfig.confidence) and the paired difference
 against the baseline. Corpus metrics (BLEU, chrF, macro-F1) are resampled through their sufficient
 statistics, so 1,000 resamples of 300 rows take milliseconds, not minutes.
 """
