@@ -87,7 +87,7 @@ def test_contamination_reports_exact_and_near_with_scores():
 
 
 def test_agrees_with_datasketch_reference():
-    datasketch = pytest.importorskip("datasketch")
+    import datasketch  # a dev dependency: missing, the test fails instead of skipping
     rng = random.Random(3)
     base = [_doc(rng) for _ in range(400)]
     texts = [" ".join(w) for w in base] + [" ".join(_mutate(rng, base[i], 2)) for i in range(0, 400, 4)]
@@ -170,7 +170,7 @@ def _helper_corpus() -> list[str]:
 
 def _share_small_chunks(monkeypatch) -> None:
     monkeypatch.setattr(dedup, "PARALLEL_FROM_ROWS", 1_000)
-    monkeypatch.setattr(dedup, "_HASH_BLOCK", 250)  # more, smaller blocks to share
+    monkeypatch.setattr(dedup, "HASH_BLOCK", 250)  # more, smaller blocks to share
     monkeypatch.setattr(dedup, "_usable_cpus", lambda: 2)
 
 
@@ -225,10 +225,10 @@ def test_the_helper_sketches_odd_text_exactly_as_we_do():
     from tunewise.data.helper_process import HelperProcess
 
     rows = ["a\ud83d", "\ude00b", "", "caf\u00e9\n\x00", "\U0001f600 x", "Stra\u00dfe  STRASSE"]
-    helper = HelperProcess("tunewise.data.dedup:_sketch_rows")
+    helper = HelperProcess("tunewise.data.minhash:sketch_rows")
     try:
         keys, sigs = helper.submit(rows).result(timeout=60)
     finally:
         helper.close()
-    local_keys, local_sigs = dedup._sketch_rows(rows)
+    local_keys, local_sigs = dedup.sketch_rows(rows)
     assert keys.tolist() == local_keys.tolist() and sigs.tolist() == local_sigs.tolist()

@@ -24,7 +24,8 @@ How it is found:
 4. Clusters: connected components over exact links and accepted near pairs.
 
 126 MinHash values (4 bytes each) are kept per sketched row, never the shingles, so a million rows
-need about 500 MB here. `datasketch` is the reference implementation that `bench/audit.py` times
+need about 500 MB here. Steps 1 and 3's sketches live in `tunewise.data.minhash`; this module is the
+index (`DedupIndex`), the verification and the clusters. `datasketch` is the reference implementation that `bench/audit.py` times
 this against.
 
 Example:
@@ -35,8 +36,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
-from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,17 +43,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tunewise.data.helper_process import HelperFailed, HelperProcess
+from tunewise.data.minhash import (  # also re-exported: the sketches' public names used to live here
+    BANDS, HASH_BLOCK, NUM_PERM, ROWS_PER_BAND, SEED, SHINGLE_SIZE, bands_of, char_classes, hash_rows, jaccard, normalize, shingles,
+    sketch_rows,
+)
 
-NUM_PERM = 128
-BANDS = 42
-ROWS_PER_BAND = 3
-SHINGLE_SIZE = 3
 DEFAULT_THRESHOLD = 0.4
-SEED = 42
 # Buckets larger than this are linked as a star around their first row instead of all pairs.
 _ALL_PAIRS_MAX_BUCKET = 16
-
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -67,209 +63,17 @@ class ContaminationHit:
     kind: str  # "exact" | "near"
 
 
-def normalize(text: str) -> str:
-    """The text used for exact matching: lower case, runs of whitespace collapsed."""
-    return " ".join(text.lower().split())
-
-
-def shingles(text: str, size: int = SHINGLE_SIZE) -> set[str]:
-    """The set of word `size`-shingles of a text (the whole word sequence when it is shorter)."""
-    words = _WORD.findall(text.lower())
-    if len(words) < size:
-        return {" ".join(words)} if words else set()
-    if size == SHINGLE_SIZE:  # zip of shifted lists: about 2x faster than slicing (same shingles)
-        return set(map(" ".join, zip(words, words[1:], words[2:])))
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
-
-
-def jaccard(a: str | set[str], b: str | set[str]) -> float:
-    """Exact Jaccard similarity of two texts' (or two shingle sets') word 3-shingles."""
-    sa = shingles(a) if isinstance(a, str) else a
-    sb = shingles(b) if isinstance(b, str) else b
-    if not sa and not sb:
-        return 1.0
-    union = len(sa | sb)
-    return len(sa & sb) / union if union else 0.0
-
-
-_NON_WORD = re.compile(r"\W")
-
-
-_WORD_CHAR, _SPACE_CHAR = 1, 2
-
-
-_char_table: list[np.ndarray] = []
-
-
-def _use_char_classes(table: np.ndarray) -> None:
-    """Adopt a table built by `_char_classes` in another process of the same Python (the sketching helper)."""
-    _char_table[:] = [table]
-
-
-def _char_classes() -> np.ndarray:
-    """A table over every code point: _WORD_CHAR for `\\w` characters (as `re` sees them), _SPACE_CHAR for
-    whitespace (as `str.split` sees it), else 0. Built once per process (about 0.5 s) so that the bulk
-    hashing below agrees with `shingles` and `normalize` character for character."""
-    if _char_table:
-        return _char_table[0]
-    everything = "".join(map(chr, range(0x110000)))
-    word = np.frombuffer(_NON_WORD.sub("\0", everything).encode("utf-32-le", "surrogatepass"), dtype=np.uint32) != 0
-    classes = word.astype(np.uint8) * np.uint8(_WORD_CHAR)
-    # re's \s and str.isspace share CPython's whitespace table; the regex scan is 10x faster than a loop.
-    classes[[match.start() for match in re.finditer(r"\s", everything)]] = _SPACE_CHAR
-    _char_table[:] = [classes]
-    return classes
-
-
-_POLY = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
-_POLY_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: spreads the bits of polynomial hashes before they are combined again."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-_power_tables: list[np.ndarray] = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """_POLY**k and _POLY_INV**k for k = 0..n, cached and grown on demand (one table serves every block)."""
-    if len(_power_tables[0]) <= n:
-        size = max(n + 1, 2 * len(_power_tables[0]))
-        for i, base in enumerate((_POLY, _POLY_INV)):
-            table = np.empty(size, dtype=np.uint64)
-            table[0], table[1:] = 1, base
-            with np.errstate(over="ignore"):
-                np.cumprod(table, out=table)
-            _power_tables[i] = table
-    return _power_tables[0], _power_tables[1]
-
-
-def _prefix_sums(values: np.ndarray) -> np.ndarray:
-    """Prefix sums of values[k] * _POLY**k (mod 2**64): any run's polynomial hash is then one subtraction."""
-    powers, _ = _powers(len(values))
-    prefix = np.zeros(len(values) + 1, dtype=np.uint64)
-    np.cumsum(values.astype(np.uint64) * powers[: len(values)], out=prefix[1:])
-    return prefix
-
-
-def _run_hashes(prefix: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """One 64-bit hash per run values[start:end] (a polynomial hash mod 2**64, shifted to start at power 0,
-    plus the run length, then mixed), from `_prefix_sums(values)`."""
-    _, inverses = _powers(len(prefix))
-    return _mix((prefix[ends] - prefix[starts]) * inverses[starts] + (ends - starts).astype(np.uint64))
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
-_EMPTY_SHINGLE = np.uint64(0x2545F4914F6CDD1D)
 # A chunk this big is shared, block by block, with a helper process (its start-up, about 0.15 s, overlaps
 # our own work on the first blocks).
 PARALLEL_FROM_ROWS = 5_000
 _SHARED_CHECKS_FROM = 1_000  # candidate pairs to verify: fewer are checked here, sending them would cost more
-# Rows are hashed in blocks this size: the arrays stay in cache and are not page-faulted afresh each time
-# (about 2x faster than one block of 50,000 rows on this machine).
-_HASH_BLOCK = 1_000
-
-
-def _hash_block(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(texts)
-    lowered = [t.lower() for t in texts]
-    lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=n)
-    # "\n" between rows is neither a word character nor part of a whitespace-separated token.
-    codes = np.frombuffer("\n".join(lowered).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    row_starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=row_starts[1:])
-
-    # Exact keys: the sequence of whitespace-separated tokens of the lower-cased text (= `normalize`).
-    classes = _char_classes()[codes]
-    tok_starts, tok_ends = _runs(classes != _SPACE_CHAR)
-    prefix = _prefix_sums(codes)
-    tokens = _run_hashes(prefix, tok_starts, tok_ends)
-    tok_row = np.searchsorted(row_starts, tok_starts, side="right") - 1
-    tok_bounds = np.searchsorted(tok_row, np.arange(n + 1))
-    exact = _run_hashes(_prefix_sums(tokens), tok_bounds[:-1], tok_bounds[1:]).view(np.int64)
-
-    # Word 3-shingles (= `shingles`): hashes of three consecutive `\w+` words of one row.
-    starts, ends = _runs(classes == _WORD_CHAR)
-    words = _run_hashes(prefix, starts, ends)
-    row = np.searchsorted(row_starts, starts, side="right") - 1
-    count = np.bincount(row, minlength=n)
-    first = np.zeros(n, dtype=np.int64)
-    np.cumsum(count[:-1], out=first[1:])
-    per_row = np.maximum(count - 2, 1)  # a row of 0-2 words is one shingle
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(per_row, out=offsets[1:])
-    next1 = np.zeros(len(words), dtype=np.uint64)
-    next2 = np.zeros(len(words), dtype=np.uint64)
-    same1 = row[1:] == row[:-1]
-    same2 = row[2:] == row[:-2]
-    next1[:-1][same1] = words[1:][same1]
-    next2[:-2][same2] = words[2:][same2]
-    hashed = _mix(words * np.uint64(0x9E3779B97F4A7C15) + next1 * np.uint64(0xC2B2AE3D27D4EB4F) + next2)
-    rank = np.arange(len(words)) - first[row]
-    take = np.zeros(len(words), dtype=bool)
-    take[:-2] = same2
-    take |= (rank == 0) & (count[row] < 3)
-    flat = np.full(int(offsets[-1]), _EMPTY_SHINGLE, dtype=np.uint64)
-    flat[(offsets[:-1][row] + rank)[take]] = hashed[take]
-    return exact, flat, offsets
-
-
-def hash_rows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact keys and shingle hashes of many rows at once, in array passes instead of per-row Python.
-
-    Returns `(exact, shingle_hashes, offsets)`: `exact[i]` is a signed 64-bit key of `normalize(texts[i])`;
-    `shingle_hashes[offsets[i]:offsets[i + 1]]` are uint64 hashes of the shingles of `texts[i]` (the same
-    set as `shingles(texts[i])`, one hash per occurrence; a row without words has one fixed hash, as its
-    shingle set is `{""}` for the sketch). Hashes are deterministic across processes.
-    """
-    exact, flats, offsets = [], [], [np.zeros(1, dtype=np.int64)]
-    with np.errstate(over="ignore"):  # uint64 wrap-around is the point of these hashes
-        for start in range(0, len(texts), _HASH_BLOCK):
-            e, f, o = _hash_block(texts[start : start + _HASH_BLOCK])
-            exact.append(e)
-            flats.append(f)
-            offsets.append(o[1:] + offsets[-1][-1])
-    if not exact:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)
-    return np.concatenate(exact), np.concatenate(flats), np.concatenate(offsets)
-
-
-def signatures_of(shingle_hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(rows, 126) uint32 MinHash values (128 permutations, the first 126 kept: 42 bands of 3) of rows given
-    as flat shingle hashes and offsets (`hash_rows`)."""
-    import rensa
-
-    n = len(offsets) - 1
-    out = np.empty((n, BANDS * ROWS_PER_BAND), dtype=np.uint32)
-    # rensa sketches 2M shingles in under 0.1 s; reading its digests back (Python ints) is the slow part, and is
-    # about 1.5x faster in blocks that stay in cache.
-    for start in range(0, n, _HASH_BLOCK):
-        end = min(n, start + _HASH_BLOCK)
-        lo, hi = int(offsets[start]), int(offsets[end])
-        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
-            shingle_hashes[lo:hi], (offsets[start : end + 1] - lo).astype(np.uint64), NUM_PERM, SEED)
-        values = array("I")  # array.extend takes Python ints 1.3x faster than np.fromiter does
-        for row in matrix.to_rows():
-            values.extend(row)
-        out[start:end] = np.frombuffer(values, dtype=np.uint32).reshape(end - start, NUM_PERM)[:, : out.shape[1]]
-    return out
 
 
 def _helper_task(task: str, *args):
     """What the helper process of a `DedupIndex` runs: sketch rows, pair up rows of some LSH bands, or verify
     candidate pairs (of the texts it is sent)."""
     if task == "sketch":
-        return _sketch_rows(*args)
+        return sketch_rows(*args)
     if task == "pairs":
         return _unique_pairs(_band_pairs(*args))
     if task == "jaccard":
@@ -280,25 +84,6 @@ def _helper_task(task: str, *args):
 
 def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _sketch_rows(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact keys and MinHash values (126 of 128) of rows: `hash_rows` once, then `signatures_of`."""
-    keys, shingle_hashes, offsets = hash_rows(texts)
-    return keys, signatures_of(shingle_hashes, offsets)
-
-
-def bands_of(sig: np.ndarray) -> np.ndarray:
-    """(n, BANDS) uint64 LSH band keys of MinHash signatures from `signatures_of`: the first two values of a
-    band packed exactly, the third mixed in by an odd multiplier (a collision is a 2**-64 event)."""
-    keys = np.empty((len(sig), BANDS), dtype=np.uint64)
-    for start in range(0, len(sig), 20_000):  # in blocks: the uint64 temporaries stay in cache
-        block = sig[start : start + 20_000]
-        packed = (block[:, 0::ROWS_PER_BAND].astype(np.uint64) << np.uint64(32)) | block[:, 1::ROWS_PER_BAND]
-        with np.errstate(over="ignore"):
-            packed ^= block[:, 2::ROWS_PER_BAND].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        keys[start : start + len(block)] = packed
-    return keys
 
 
 # Candidate pairs whose MinHash estimate of Jaccard (126 values) is below this are not verified: at the
@@ -391,16 +176,16 @@ class DedupIndex:
 
     # -- internals ---------------------------------------------------------------------------------
     def _sketch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """`_sketch_rows(texts)`, with blocks shared between this process and a helper when that pays."""
+        """`sketch_rows(texts)`, with blocks shared between this process and a helper when that pays."""
         if self._helper is None and self.parallel and len(texts) >= PARALLEL_FROM_ROWS and _usable_cpus() > 1:
             try:  # the helper gets our code-point table: building its own would cost it 0.5 s
-                self._helper = HelperProcess("tunewise.data.dedup:_helper_task", init="tunewise.data.dedup:_use_char_classes",
-                                             init_args=(_char_classes(),))
+                self._helper = HelperProcess("tunewise.data.dedup:_helper_task", init="tunewise.data.minhash:use_char_classes",
+                                             init_args=(char_classes(),))
             except HelperFailed:
                 self.parallel = False
         helper = self._helper
-        if helper is None or len(texts) < 2 * _HASH_BLOCK:
-            return _sketch_rows(texts)
+        if helper is None or len(texts) < 2 * HASH_BLOCK:
+            return sketch_rows(texts)
         # We take blocks from the front, the helper from the back (it starts up while we work), at most two at a
         # time. A block goes to the helper only while what is left for us takes longer than the helper's queue,
         # so both end together.
@@ -409,12 +194,12 @@ class DedupIndex:
         given: deque = deque()  # (first row, end row, future) of the helper's jobs, oldest first
         try:
             while front < back or given:
-                while helper.ready and len(given) < 2 and back - front - _HASH_BLOCK >= (len(given) + 1) * _HASH_BLOCK:
-                    given.append((back - _HASH_BLOCK, back, helper.submit("sketch", texts[back - _HASH_BLOCK : back])))
-                    back -= _HASH_BLOCK
+                while helper.ready and len(given) < 2 and back - front - HASH_BLOCK >= (len(given) + 1) * HASH_BLOCK:
+                    given.append((back - HASH_BLOCK, back, helper.submit("sketch", texts[back - HASH_BLOCK : back])))
+                    back -= HASH_BLOCK
                 if front < back:
-                    end = min(back, front + _HASH_BLOCK)
-                    done[front] = _sketch_rows(texts[front:end])
+                    end = min(back, front + HASH_BLOCK)
+                    done[front] = sketch_rows(texts[front:end])
                     front = end
                 while given and (front >= back or given[0][2].done()):
                     done[given[0][0]] = given[0][2].result()  # waits only when we have nothing left to do
@@ -424,7 +209,7 @@ class DedupIndex:
             self.close()
             self.parallel = False
             for lo, hi in [(lo, hi) for lo, hi, _ in given] + ([(front, back)] if front < back else []):
-                done[lo] = _sketch_rows(texts[lo:hi])
+                done[lo] = sketch_rows(texts[lo:hi])
         order = sorted(done)
         return (np.concatenate([done[k][0] for k in order]),
                 np.concatenate([done[k][1] for k in order]))
@@ -533,7 +318,7 @@ class DedupIndex:
         members: dict[int, list[int]] = {}
         for first, row in self._exact_links:
             members.setdefault(first, []).append(row)
-        eval_keys, eval_sigs = _sketch_rows(eval_texts)
+        eval_keys, eval_sigs = sketch_rows(eval_texts)
         for e, key in enumerate(eval_keys.tolist()):
             first = self._first_of_key.get(key)
             if first is None:
@@ -669,13 +454,20 @@ def contamination(
 
 
 __all__ = [
+    "BANDS",
+    "NUM_PERM",
+    "ROWS_PER_BAND",
+    "SEED",
+    "SHINGLE_SIZE",
     "ContaminationHit",
     "DedupIndex",
     "DuplicateReport",
     "contamination",
     "duplicate_clusters",
     "find_duplicates",
+    "hash_rows",
     "jaccard",
     "normalize",
+    "pair_jaccard",
     "shingles",
 ]
