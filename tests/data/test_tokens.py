@@ -27,6 +27,21 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+def test_a_missing_token_table_package_is_one_clear_error(monkeypatch):
+    import importlib.util
+
+    from tunewise.errors import DataError
+
+    offline_tiktoken.cache_clear()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bpe_openai" else real(name, *a))
+    try:
+        with pytest.raises(DataError, match="bpe-openai is not installed"):
+            offline_tiktoken("o200k_base")
+    finally:
+        offline_tiktoken.cache_clear()
+
+
 def test_counts_equal_the_chat_template_token_for_token(tiny_tokenizer):
     counter = get_counter("tiny", tokenizer=tiny_tokenizer)
     rows = EXAMPLES[:3] * 5  # repeated segments go through the cache
@@ -38,9 +53,8 @@ def test_counts_equal_the_chat_template_token_for_token(tiny_tokenizer):
 
 
 def test_openai_counts_offline_with_the_real_encoding():
-    encoding = offline_tiktoken("o200k_base")
-    if encoding is None:
-        pytest.skip("bpe-openai is not installed")
+    encoding = offline_tiktoken("o200k_base")  # bpe-openai is a dependency: missing, this raises and the test fails
+    assert encoding is not None, "bpe-openai ships no o200k_base rank file"
     assert encoding.encode("hello world") == [24912, 2375]
     counter = get_counter("gpt-5-mini")
     assert counter.estimate is False and "o200k_base" in counter.tokenizer_name

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.errors import ModelNotFoundError
+from tunewise.errors import DataError, ModelNotFoundError
 
 # Fine-tuning context limits per example where the provider publishes one (tokens); else None.
 OPENAI_CONTEXT = {"gpt-4o-mini": 65_536, "gpt-4o": 65_536, "gpt-4.1": 65_536, "gpt-3.5": 16_385}
@@ -54,10 +54,13 @@ def _encoding_for(name: str) -> str:
 
 @lru_cache(maxsize=4)
 def offline_tiktoken(encoding: str):
-    """A tiktoken Encoding built from the rank file shipped in `bpe-openai`, or None when it is not installed."""
+    """A tiktoken Encoding built from the rank file shipped in `bpe-openai`, or None when it ships no file for `encoding`.
+
+    `bpe-openai` is a dependency: a missing one is a broken install, said as such, not a silent estimate.
+    """
     spec = importlib.util.find_spec("bpe_openai")  # the data folder only: the package itself is never imported
     if spec is None or not spec.submodule_search_locations:
-        return None
+        raise DataError("bpe-openai is not installed (a tunewise dependency that ships OpenAI's token tables): reinstall tunewise")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / f"{encoding}.tiktoken.gz"
     if not path.exists():
         return None
