@@ -47,7 +47,7 @@ def describe_workspace() -> dict[str, object]:
         return {
             "workspace": root,
             "config": config_path if config_path.exists() else "(none: defaults; run `tunewise init`)",
-            "store": f"{url}  ({source})",
+            "store": f"{store.engine.url.render_as_string(hide_password=True)}  ({source})",
             "schema revision": store.revision(),
             "datasets": len(store.list_datasets(limit=10_000)),
             "runs": len(store.list_runs(limit=10_000)),
