@@ -369,7 +369,6 @@ def test_the_migration_invents_no_example_count(store):
 
 def test_the_stored_decision_reads_back_as_its_type(store, tmp_path, answers_file):
     from tunewise.records.decision import DecisionRecord
-    from tunewise.render import render_page  # noqa: F401 - the page renders through the shared environment
 
     _populate(store, tmp_path)
     advice = advise(store, answers_file, today=TODAY)
@@ -395,3 +394,33 @@ def test_decision_text_is_escaped_in_html(store):
     advice = advise(store, {"base_model": "gpt-5-mini"}, today=TODAY, save=False)
     advice.reasons[0].text = "<script>x</script>"
     assert "<script>" not in advice.to_html() and "&lt;script&gt;" in advice.to_html()
+
+
+def test_the_bars_come_from_the_workspace_thresholds(store, tmp_path, answers_file, isolated_workspace, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tunewise.cli import app
+    from tunewise.config import load_config
+    from tunewise.console import console
+    from tunewise.data.config import Thresholds
+
+    _populate(store, tmp_path)  # 1,200 examples
+    advice = advise(store, answers_file, today=TODAY, save=False, thresholds=Thresholds(coin_flip_below=1000, full_sft_from=1100))
+    lose = {c.key: c for c in advice.lose_signals}
+    assert lose["a_few_examples"].answer is False and "1,000" in lose["a_few_examples"].question
+    (isolated_workspace / "tunewise.yaml").write_text("data:\n  thresholds:\n    coin_flip_below: 1000\n    full_sft_from: 1100\n")
+    assert load_config().data.thresholds.coin_flip_below == 1000
+    monkeypatch.setattr(console, "_width", 250)
+    result = CliRunner().invoke(app, ["advise", "--answers", str(answers_file)])
+    assert result.exit_code == 0, result.output
+    assert "fewer than 1,000 examples" in result.output and "1,100+ consistent" in result.output
+
+
+def test_a_bar_set_under_advise_says_where_it_moved(isolated_workspace):
+    from tunewise.config import load_config
+    from tunewise.errors import TunewiseError
+
+    (isolated_workspace / "tunewise.yaml").write_text("advise:\n  min_examples: 8000\n")
+    with pytest.raises(TunewiseError) as info:
+        load_config()
+    assert "min_examples moved to data.thresholds.full_sft_from" in str(info.value) and "\n" not in str(info.value)

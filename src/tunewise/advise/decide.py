@@ -40,6 +40,7 @@ from tunewise.advise.gather import gather, mark_token_transfer, measured_facts
 from tunewise.advise.money import migration_plan, money
 from tunewise.advise.render import decision_section, render_html, render_markdown
 from tunewise.advise.signals import VERDICTS, checks, decide
+from tunewise.data.config import Thresholds
 from tunewise.pricing import Catalog, load_catalog
 from tunewise.records.decision import SOURCES, Check, DecisionRecord, Fact, join_sources
 
@@ -66,13 +67,19 @@ def advise(
     dataset_id: str | None = None,
     evaluation_id: str | None = None,
     config: AdviseConfig | None = None,
+    thresholds: Thresholds | None = None,
     catalog: Catalog | None = None,
     ask: Asker | None = None,
     today: date | None = None,
     save: bool = True,
 ) -> Advice:
-    """Walk the checklist and signals from the store's facts plus `answers` (asking `ask` for the rest), decide, price, store."""
+    """Walk the checklist and signals from the store's facts plus `answers` (asking `ask` for the rest), decide, price, store.
+
+    `thresholds` are the fine-tuning guide's bars, `Thresholds()` by default (the CLI passes the
+    workspace's `load_config().data.thresholds`, the same object the audit reads).
+    """
     config = config or AdviseConfig()
+    bars = thresholds or Thresholds()
     catalog = catalog or load_catalog(config.pricing_file)
     today = today or date.today()
     if isinstance(answers, (str, Path)):
@@ -82,7 +89,7 @@ def advise(
     answers = answers or Answers()
     found = gather(store, dataset_id, evaluation_id, config)
     audit, compare = found["audit"], found["compare"]
-    facts = measured_facts(found, config)
+    facts = measured_facts(found, config, bars)
     _apply_answers(facts, answers, ask)
 
     def get(key: str) -> Any:
@@ -100,8 +107,8 @@ def advise(
     mark_token_transfer(facts, compare, catalog, base_row)
     _spend(facts, get, src, base_row)
 
-    checklist, wins, loses = checks(facts, get, src, config)
-    verdict, title, reasons = decide(facts, get, src, checklist, wins, loses, compare, config, catalog)
+    checklist, wins, loses = checks(facts, get, src, config, bars)
+    verdict, title, reasons = decide(facts, get, src, checklist, wins, loses, compare, config, bars, catalog)
 
     # Money: the ROI of the fine-tune options, quality from the evaluation where it has one.
     horizon = 30 * config.horizon_months

@@ -9,6 +9,7 @@ from typing import Any
 
 from tunewise.advise.config import AdviseConfig
 from tunewise.advise.facts import audit_facts, compare_facts, curve_facts, run_progress
+from tunewise.data.config import Thresholds
 from tunewise.errors import NotFoundError
 from tunewise.pricing import Catalog
 from tunewise.records.decision import Fact
@@ -120,7 +121,7 @@ def _audit_count(audit, where: str) -> dict[str, Any] | None:
             "text": f"{unique:,} unique examples {how}" + (f" ({rows:,} rows in the file)" if rows is not None else "")}
 
 
-def measured_facts(found: dict[str, Any], config: AdviseConfig) -> dict[str, Fact]:
+def measured_facts(found: dict[str, Any], config: AdviseConfig, bars: Thresholds) -> dict[str, Fact]:
     """The facts `gather` found, each labelled measured (the learning curve's gain: projected)."""
     audit, compare, curve = found["audit"], found["compare"], found["curve"]
     facts: dict[str, Fact] = {}
@@ -140,9 +141,9 @@ def measured_facts(found: dict[str, Any], config: AdviseConfig) -> dict[str, Fac
         readiness_level, readiness_line = audit["readiness_level"], audit["readiness_verdict"]
         if count and count["value"] != audit["unique_examples"]:
             # The count came from a cleaned or training dataset: judge readiness on it, not on the raw file.
-            from tunewise.data.audit import readiness_verdict
+            from tunewise.data.readiness import readiness_verdict
 
-            ready = readiness_verdict(count["value"], audit["eval_rows"], agreement=agreement, rows=count["rows"])
+            ready = readiness_verdict(count["value"], audit["eval_rows"], agreement=agreement, rows=count["rows"], thresholds=bars)
             readiness_level, readiness_line, where = ready.level, ready.verdict, count["detail"]
         measured("readiness", readiness_level, f"{where}: {readiness_line or ''}".strip())
         measured("billable_tokens_per_epoch", audit["billable_per_epoch"], where)

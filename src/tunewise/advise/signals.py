@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunewise.advise.config import AdviseConfig
+from tunewise.data.config import Thresholds
 from tunewise.pricing import Catalog
 from tunewise.records.decision import Check, Fact, join_sources
 
@@ -32,7 +33,7 @@ def _check(key: str, question: str, answer: bool | None, evidence: str, source: 
     return Check(key=key, question=question, answer=answer, evidence=evidence, source=source)
 
 
-def checks(facts, get, src, config: AdviseConfig):
+def checks(facts, get, src, config: AdviseConfig, bars: Thresholds):
     examples, agreement = get("examples"), get("label_agreement")
     revisions = get("prompt_revisions")
     revisions_src = "prompt_revisions"
@@ -52,10 +53,10 @@ def checks(facts, get, src, config: AdviseConfig):
         exhausted = None
     ev_prompt = f"{show(revisions)} prompt revisions/versions, {show(techniques)} of 8 techniques tried"
 
-    consistent = None if agreement is None else agreement >= config.min_agreement
+    consistent = None if agreement is None else agreement >= bars.agreement_bar
     if examples is None:
         enough = None
-    elif examples < config.min_examples or consistent is False:
+    elif examples < bars.full_sft_from or consistent is False:
         enough = False
     else:
         enough = True if consistent else None
@@ -71,7 +72,7 @@ def checks(facts, get, src, config: AdviseConfig):
     checklist = [
         _check("prompt_exhausted", "Have you exhausted prompt iteration (3-5 expert revisions)?", exhausted, ev_prompt,
               src(revisions_src, "prompt_techniques_tried")),
-        _check("data_10k_consistent", f"Do you have {config.min_examples:,}+ consistent training examples?", enough, ev_data,
+        _check("data_10k_consistent", f"Do you have {bars.full_sft_from:,}+ consistent training examples?", enough, ev_data,
               src("examples", "label_agreement")),
         _check("structured_bar", "Is your quality bar above 99.5% on structured outputs?", get("structured_bar_above_99_5"),
               "answered" if "structured_bar_above_99_5" in facts else "not answered", src("structured_bar_above_99_5")),
@@ -95,7 +96,7 @@ def checks(facts, get, src, config: AdviseConfig):
         struct_ev = f"task type {show(task_type)}"
     per_1k = get("cost_per_1k_usd")
     wins = [
-        _check("a_examples", f"(a) >{config.min_examples:,} high-quality, consistent labeled examples", enough, ev_data,
+        _check("a_examples", f"(a) >{bars.full_sft_from:,} high-quality, consistent labeled examples", enough, ev_data,
               src("examples", "label_agreement")),
         _check("b_structured", "(b) structured-output reliability matters more than peak intelligence", structured_task,
               struct_ev, struct_src),
@@ -111,11 +112,11 @@ def checks(facts, get, src, config: AdviseConfig):
     suspected = get("suspected_mislabeled")
     label_ev = f"agreement {show(agreement)}" + (f", {suspected} rows suspected mislabeled" if suspected else "")
     loses = [
-        _check("a_few_examples", f"(a) fewer than {config.floor_examples:,} examples",
-              None if examples is None else examples < config.floor_examples,
+        _check("a_few_examples", f"(a) fewer than {bars.coin_flip_below:,} examples",
+              None if examples is None else examples < bars.coin_flip_below,
               get("examples_basis") or f"{show(examples)} examples", src("examples")),
-        _check("b_inconsistent_labels", f"(b) inconsistent labels (agreement < {config.min_agreement:.0%})",
-              None if agreement is None else agreement < config.min_agreement, label_ev, src("label_agreement")),
+        _check("b_inconsistent_labels", f"(b) inconsistent labels (agreement < {bars.agreement_bar:.0%})",
+              None if agreement is None else agreement < bars.agreement_bar, label_ev, src("label_agreement")),
         _check("c_iteration_speed", "(c) iteration speed matters more than absolute quality (task changes weekly)",
               changes, "answered" if changes is not None else "not answered", src("task_changes_weekly")),
         _check("d_prompt_not_exhausted", "(d) prompt engineering not actually exhausted",
@@ -126,7 +127,7 @@ def checks(facts, get, src, config: AdviseConfig):
     return checklist, wins, loses
 
 
-def decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfig, catalog: Catalog):
+def decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfig, bars: Thresholds, catalog: Catalog):
     reasons: list[dict[str, str]] = []
 
     def because(text: str, source: str) -> None:
@@ -163,7 +164,7 @@ def decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfi
             if checklist[1].answer and len(win_true) == 5 and not lose_true:
                 because("all five win signals and 10k+ consistent examples: full SFT can move further than LoRA", on(*wins, checklist[1]))
                 return "full-sft", VERDICTS["full-sft"], reasons
-            if get("teacher_available") and examples is not None and examples < config.floor_examples:
+            if get("teacher_available") and examples is not None and examples < bars.coin_flip_below:
                 because(f"only {examples:,} examples and a teacher does the task: distill more training data", "answered")
                 return "distill", VERDICTS["distill"], reasons
             if lose_true:
@@ -197,7 +198,7 @@ def decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfi
                 else "answers depend on changing facts: retrieval grounds them without training",
                 src("retrieval_helps", "needs_fresh_knowledge"))
         return "retrieval", VERDICTS["retrieval"], reasons
-    if get("teacher_available") and (examples is None or examples < config.floor_examples):
+    if get("teacher_available") and (examples is None or examples < bars.coin_flip_below):
         because("a teacher already does the task and labeled data is short: distillation skips human labels", "answered")
         return "distill", VERDICTS["distill"], reasons
     if checklist[0].answer is False:

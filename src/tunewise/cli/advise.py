@@ -157,11 +157,13 @@ def advise(
     from tunewise.config import load_config
     from tunewise.workspace_init import open_store
 
-    config = load_config().advise
+    settings = load_config()
+    config = settings.advise
     if pricing_file is not None:
         config = config.model_copy(update={"pricing_file": str(pricing_file)})
     ask = _ask if answers is None and sys.stdin.isatty() else None
-    advice = decide(open_store(), answers, dataset_id=dataset, evaluation_id=evaluation, config=config, ask=ask)
+    advice = decide(open_store(), answers, dataset_id=dataset, evaluation_id=evaluation, config=config,
+                    thresholds=settings.data.thresholds, ask=ask)
     from rich.markdown import Markdown
 
     console.print(Markdown(advice.to_markdown()))
