@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import NotFoundError, TrainingError, TunewiseError
+from tunewise.models import LOCAL_ONLY
 from tunewise.train.config import TrainConfig
 from tunewise.train.data import Example, PreparedData, check_examples, read_chat_jsonl, stratified_subset, tokenize
 from tunewise.train.schedule import fit_to_budget, heldout_callback
@@ -135,11 +136,11 @@ def load_trained(run_or_path, *, store=None, device: str | None = None):
         base_name = _adapter_base(folder)
         from tunewise.models import materialize
 
-        base = AutoModelForCausalLM.from_pretrained(materialize(base_name), dtype=torch.float32)
+        base = AutoModelForCausalLM.from_pretrained(materialize(base_name), dtype=torch.float32, **LOCAL_ONLY)
         model = PeftModel.from_pretrained(base, folder)
     else:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **LOCAL_ONLY)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **LOCAL_ONLY)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if device:
@@ -416,7 +417,7 @@ def _check_causal_lm(folder: Path, config: TrainConfig) -> None:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     try:
-        model_config = AutoConfig.from_pretrained(folder)
+        model_config = AutoConfig.from_pretrained(folder, **LOCAL_ONLY)
     except Exception as exc:
         raise TrainingError(f"{folder}: cannot read the model config ({exc})") from exc
     if model_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:

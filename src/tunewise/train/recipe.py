@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise.models import LOCAL_ONLY
+
 # Settings the recipe may choose; the TrainConfig fields default to None (= "let the recipe choose").
 AUTO_FIELDS = ("learning_rate", "epochs", "batch_size", "max_seq_length", "lora_r", "lora_alpha", "lora_layers", "holdout")
 
@@ -105,7 +107,7 @@ def describe_model(folder: str | Path) -> ModelShape:
     from transformers import AutoConfig
 
     folder = Path(folder)
-    config = AutoConfig.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder, **LOCAL_ONLY)
     text = config.get_text_config()
     layers = int(getattr(text, "num_hidden_layers", 0) or 0)
     hidden = int(getattr(text, "hidden_size", 0) or 0)

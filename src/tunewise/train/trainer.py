@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import TrainingError
+from tunewise.models import LOCAL_ONLY
 from tunewise.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def build_trainer(config: TrainConfig, data: PreparedData, tokenizer, model_fold
     if config.method == "qlora":
         model_kwargs["quantization_config"] = fast.qlora_quantization(hardware)
         model_kwargs["device_map"] = {"": 0}
-    model = AutoModelForCausalLM.from_pretrained(model_folder, **model_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(model_folder, **model_kwargs, **LOCAL_ONLY)
     if config.use_liger:
         fast.apply_liger(model, hardware)
     if config.method in {"lora", "qlora"}:
