@@ -1,4 +1,4 @@
-"""advise end to end from a store shaped as docs/CONTRACTS.md says, with an answers YAML."""
+"""advise end to end from a store of typed audit and evaluation records (tests/advise/records.py), with an answers YAML."""
 
 from __future__ import annotations
 
@@ -9,17 +9,12 @@ import pytest
 from tunewise.advise import advise, decision_section
 from tunewise.errors import ConfigError
 
+from . import records
+
 TODAY = date(2026, 11, 23)
 
 
-def _candidate(name, kind, value, *, comparison=None, run_id=None):
-    return {
-        "name": name, "spec": f"{kind}:smollm2-135m", "kind": kind, "run_id": run_id, "status": "completed",
-        "metrics": {"accuracy": {"value": value, "low": value - 0.05, "high": value + 0.05}},
-        "operations": {"latency_p50_ms": 700.0, "latency_p95_ms": 900.0, "tokens_in_mean": 150, "tokens_out_mean": 5,
-                       "requests_per_second": 1.4, "cost_per_1k_usd": 0.02, "cost_basis": "measured"},
-        "comparison": comparison,
-    }
+FEW = "few-shot:smollm2-135m?k=8"
 
 
 def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, rows=1200, agreement=None, doubling=0.05,
@@ -27,29 +22,16 @@ def _populate(store, tmp_path, *, classic=0.50, lora=0.60, significant=True, row
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "x", "label": "y"}\n')
     dataset = store.add_dataset(data, format="csv", rows=rows)
-    store.add_audit(dataset.id, {
-        "rows": rows, "rows_rejected": 3, "format_problems": 0, "eval_rows": 300,
-        "tokens": {"total": 180_000, "billable_per_epoch": 180_000, "min": 20, "median": 150, "p95": 300, "max": 600,
-                   "over_limit": 0, "context_limit": 8192, "tokenizer": "smollm2", "estimate": False},
-        "labels": {"is_classification": True, "n_classes": 12, "distribution": {}, "imbalance_ratio": 2.0,
-                   "small_classes": [], "conflicts": 2, "suspected_mislabeled": 14, "agreement": agreement, "kappa": None},
-        "readiness": {"level": "ok", "verdict": "usable for a LoRA experiment"},
-        "cost_estimates": [],
-    }, passed=True)
-    versus = {"vs": "few-shot", "diff": lora - 0.30, "low": lora - 0.38, "high": lora - 0.22,
-              "p_value": 0.0001 if significant else 0.4, "test": "mcnemar", "significant": significant}
-    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results={
-        "task_type": "classification", "primary_metric": "accuracy", "baseline": "few-shot", "verdict": "...",
-        "candidates": [
-            _candidate("zero-shot", "zero-shot", 0.10),
-            _candidate("few-shot", "few-shot", 0.30),
-            _candidate("knn-few-shot", "knn-few-shot", 0.31),
-            _candidate("lora", "adapter", lora, comparison=versus, run_id=run_id),
-            _candidate("tfidf", "classic", classic),
-        ]})
-    store.add_evaluation(kind="curve", dataset_id=None, config={}, results={
-        "metric": "accuracy", "sizes": [50, 100, 250, 500], "scores": [0.2, 0.35, 0.5, 0.58], "fit": {},
-        "projected_gain_doubling": doubling, "run_ids": []})
+    store.add_audit(dataset.id, records.audit_summary(rows=rows, agreement=agreement), passed=True)
+    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results=records.comparison([
+        records.candidate("zero-shot:smollm2-135m", 0.10, comparison=records.versus(FEW, -0.2)),
+        records.candidate(FEW, 0.30),
+        records.candidate("knn-few-shot:smollm2-135m?k=8", 0.31, comparison=records.versus(FEW, 0.01, significant=False)),
+        records.candidate(f"adapter:{run_id or 'run-1'}", lora, run_id=run_id,
+                          comparison=records.versus(FEW, lora - 0.30, significant=significant)),
+        records.candidate("classic:tfidf", classic, comparison=records.versus(FEW, classic - 0.30)),
+    ], baseline=FEW))
+    store.add_evaluation(kind="curve", dataset_id=None, config={}, results=records.curve(doubling))
     return dataset
 
 
@@ -318,15 +300,26 @@ def test_tokens_counted_by_another_model_say_so(store, tmp_path, answers_file):
 
 def test_tokens_an_endpoint_of_the_priced_model_reported_are_not_a_transfer(store, tmp_path, answers_file):
     _populate(store, tmp_path)
-    evaluation = store.latest_evaluation("compare")
-    results = dict(evaluation.results)
-    results["candidates"] = [dict(c) for c in results["candidates"]]
-    for c in results["candidates"]:
-        if c["name"] == "few-shot":
-            c["spec"], c["kind"] = "endpoint:https://api.openai.com/v1#gpt-5-mini", "endpoint"
-    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results=results)
+    endpoint = "endpoint:https://api.openai.com/v1#gpt-5-mini"
+    store.add_evaluation(kind="compare", dataset_id=None, config={}, task_type="classification", results=records.comparison([
+        records.candidate(endpoint, 0.30, tokens_in=180, endpoint=True),
+        records.candidate("adapter:run-1", 0.60, comparison=records.versus(endpoint, 0.30)),
+    ], baseline=endpoint))
     advice = advise(store, answers_file, today=TODAY, save=False)
-    assert advice.facts["input_tokens"].source == "measured" and not advice.facts["input_tokens"].transfer
+    tokens = advice.facts["input_tokens"]
+    assert tokens.value == 180 and tokens.source == "measured" and not tokens.transfer
+    latency = next(c for c in advice.checklist if c.key == "latency_binding")
+    assert "measured baseline p50 700 ms" in latency.evidence  # an endpoint answers request by request
+
+
+def test_a_batched_local_baseline_has_amortised_time_not_latency(store, tmp_path, answers_file):
+    _populate(store, tmp_path)
+    advice = advise(store, answers_file, today=TODAY, save=False)
+    assert "baseline_latency_p50_ms" not in advice.facts
+    assert "throughput" in advice.facts["baseline_amortized_ms"].detail
+    latency = next(c for c in advice.checklist if c.key == "latency_binding")
+    assert "amortised 35 ms per request (batched: throughput, not p50 latency)" in latency.evidence
+    assert "p50 35" not in latency.evidence
 
 
 def test_a_quality_gain_measured_on_a_small_model_says_it_is_transferred(store, tmp_path, answers_file):
@@ -347,8 +340,7 @@ def test_the_lora_experiment_is_priced_from_the_catalog_or_unknown(store, tmp_pa
     data = tmp_path / "train.jsonl"
     data.write_text('{"text": "x", "label": "y"}\n')
     dataset = store.add_dataset(data, format="jsonl", rows=6000)
-    store.add_audit(dataset.id, {"rows": 6000, "eval_rows": 600, "tokens": {"billable_per_epoch": 1_360_000},
-                                 "labels": {}, "readiness": {"level": "lora", "verdict": "ok", "examples": 6000}}, passed=True)
+    store.add_audit(dataset.id, records.audit_summary(rows=6000, eval_rows=600, billable=1_360_000), passed=True)
     advice = advise(store, {}, today=TODAY, save=False)
     last = next(r for r in advice.reasons if "LoRA experiment" in r.text)
     # 3 epochs x 1.36M tokens at 13,600 tokens/s on a $3/h H100: 300 s = $0.25, from the catalog.
@@ -424,3 +416,15 @@ def test_a_bar_set_under_advise_says_where_it_moved(isolated_workspace):
     with pytest.raises(TunewiseError) as info:
         load_config()
     assert "min_examples moved to data.thresholds.full_sft_from" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_audit_stored_before_records_were_typed_is_one_line(store, tmp_path):
+    from tunewise.errors import StoreError
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "x", "label": "y"}\n')
+    dataset = store.add_dataset(data, format="jsonl", rows=10)
+    store.add_audit(dataset.id, {"rows": 10, "readiness": {"examples": 10}}, passed=True)
+    with pytest.raises(StoreError, match=r"^audit audit-\w+: audit record has no schema_version") as info:
+        advise(store, {}, today=TODAY, save=False)
+    assert "\n" not in str(info.value)

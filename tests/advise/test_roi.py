@@ -8,6 +8,8 @@ from tunewise.advise.decide import load_answers
 from tunewise.advise.roi import FineTuneOption, RoiInputs, build_inputs, load_roi_inputs, roi
 from tunewise.errors import ConfigError, ModelNotFoundError
 
+from . import records
+
 # Seed 003, classification worked example: 5M tickets/month, 91% -> 95%, $8k prep, ~$400 training,
 # $530 vs $212 per month, $0.05 of analyst rework per misclassified ticket.
 CLASSIFICATION = dict(
@@ -109,14 +111,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 
 
 def test_inputs_file_and_quality_from_evaluation(tmp_path, store):
-    store.add_evaluation(kind="compare", dataset_id=None, config={}, results={
-        "task_type": "classification", "primary_metric": "accuracy", "baseline": "few-shot",
-        "candidates": [
-            {"name": "few-shot", "spec": "few-shot:m", "kind": "few-shot", "metrics": {"accuracy": {"value": 0.91}},
-             "operations": {"tokens_in_mean": 150, "tokens_out_mean": 5}},
-            {"name": "lora", "spec": "adapter:run-1", "kind": "adapter", "run_id": None, "metrics": {"accuracy": {"value": 0.95}},
-             "comparison": {"vs": "few-shot", "diff": 0.04, "low": 0.02, "high": 0.06, "p_value": 0.001, "significant": True}},
-        ]})
+    store.add_evaluation(kind="compare", dataset_id=None, config={}, results=records.comparison([
+        records.candidate("few-shot:m?k=8", 0.91),
+        records.candidate("adapter:run-1", 0.95, comparison=records.versus("few-shot:m?k=8", 0.04, low=0.02, high=0.06)),
+    ], baseline="few-shot:m?k=8"))
     path = tmp_path / "roi.yaml"
     path.write_text("requests_per_month: 5000000\nbase_model: gpt-5-mini\ncost_per_error_usd: 0.05\n"
                     "labeling_hours: 200\niteration_runs: 1\noptions:\n  - {name: ft, model: gpt-5-mini, training_usd: 400}\n")

@@ -1,6 +1,7 @@
-"""Read what other stages stored (Audit.summary, Evaluation.results) into the facts the advice needs.
+"""Read what other stages stored, as their typed records (`records.audit.AuditSummary`,
+`records.evaluation.EvaluationResults` and `CurveResults`), into the facts the advice needs.
 
-The shapes are pinned in docs/CONTRACTS.md; anything missing reads as None, never as a guess.
+What a record did not measure reads as None, never as a guess.
 """
 
 from __future__ import annotations
@@ -8,73 +9,49 @@ from __future__ import annotations
 from typing import Any
 
 from tunewise.errors import EvaluationError
+from tunewise.records.audit import AuditSummary
+from tunewise.records.evaluation import CandidateResult, CurveResults, EvaluationResults
 
-PROMPT_KINDS = {"zero-shot", "few-shot", "prompt", "endpoint"}
-RETRIEVAL_KINDS = {"knn-few-shot", "retrieval", "rag", "retrieval-few-shot"}
-FINETUNED_KINDS = {"adapter", "lora", "qlora", "full", "finetune", "fine-tune", "finetuned", "provider", "run"}
-CLASSIC_KINDS = {"classic", "tfidf"}
-
-
-def candidate_group(candidate: dict[str, Any]) -> str:
-    """prompt | retrieval | finetuned | classic | other, from the candidate's kind or its spec prefix."""
-    kind = str(candidate.get("kind") or str(candidate.get("spec") or "").split(":", 1)[0]).lower()
-    if kind in RETRIEVAL_KINDS:
-        return "retrieval"
-    if kind in PROMPT_KINDS:
-        return "prompt"
-    if kind in CLASSIC_KINDS:
-        return "classic"
-    if kind in FINETUNED_KINDS or candidate.get("run_id"):
-        return "finetuned"
-    return "other"
+# The candidate kinds of records.evaluation.CandidateResult, grouped as the ROI guide compares them.
+GROUPS = {"zero-shot": "prompt", "few-shot": "prompt", "endpoint": "prompt", "knn-few-shot": "retrieval",
+          "adapter": "finetuned", "classic": "classic"}
 
 
-def candidate_model(candidate: dict[str, Any]) -> str | None:
+def candidate_model(candidate: CandidateResult) -> str | None:
     """The model a prompt or endpoint candidate ran (its tokenizer counted the tokens); None for adapters and classic."""
     from tunewise.evaluate.specs import parse_spec
 
     try:
-        spec = parse_spec(str(candidate.get("spec") or candidate.get("name") or ""))
+        spec = parse_spec(candidate.name)
     except EvaluationError:
         return None
     return None if spec.kind in ("adapter", "classic") else spec.model
 
 
-def _metric(candidate: dict[str, Any], metric: str | None) -> tuple[float | None, float | None, float | None]:
-    metrics = candidate.get("metrics") or {}
-    value = metrics.get(metric) if metric else None
-    if value is None and metrics and not metric:
-        value = next(iter(metrics.values()))
-    if isinstance(value, dict):
-        return value.get("value"), value.get("low"), value.get("high")
-    if isinstance(value, (int, float)):
-        return float(value), None, None
-    return None, None, None
-
-
-def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> dict[str, Any]:
+def compare_facts(results: EvaluationResults, *, classic_margin: float = 0.01) -> dict[str, Any]:
     """Baseline, best prompt, best fine-tune, classic classifier and retrieval figures of a compare evaluation."""
-    metric = results.get("primary_metric")
+    metric = results.primary_metric
     candidates = []
-    for raw in results.get("candidates") or []:
-        if str(raw.get("status") or "completed") not in ("completed", "ok"):
-            continue
-        value, low, high = _metric(raw, metric)
+    for raw in results.completed():
+        value = raw.metric(metric)
         if value is None:
             continue
-        ops = raw.get("operations") or {}
+        ops = raw.operations
         candidates.append({
-            "name": raw.get("name") or raw.get("spec"),
-            "spec": raw.get("spec"),
-            "group": candidate_group(raw),
-            "value": value, "low": low, "high": high,
-            "comparison": raw.get("comparison") or None,
-            "run_id": raw.get("run_id"),
+            "name": raw.name,
+            "spec": raw.spec,
+            "group": GROUPS[raw.kind],
+            "value": value.value, "low": value.low, "high": value.high,
+            "comparison": raw.comparison.model_dump() if raw.comparison else None,
+            "run_id": raw.run_id,
             "model": candidate_model(raw),
-            "tokens_in_mean": ops.get("tokens_in_mean"),
-            "tokens_out_mean": ops.get("tokens_out_mean"),
-            "latency_p50_ms": ops.get("latency_p50_ms"),
-            "cost_per_1k_usd": ops.get("cost_per_1k_usd"),
+            "tokens_in_mean": ops.tokens_in_mean if ops else None,
+            "tokens_out_mean": ops.tokens_out_mean if ops else None,
+            # Measured request by request (endpoints, classic); local models run batched and only have
+            # an amortised time per request, which is throughput and says nothing of one user's wait.
+            "latency_p50_ms": ops.latency_p50_ms if ops else None,
+            "amortized_ms_per_request": ops.amortized_ms_per_request if ops else None,
+            "cost_per_1k_usd": ops.cost_per_1k_usd if ops else None,
         })
 
     def best(groups: set[str]) -> dict[str, Any] | None:
@@ -82,7 +59,7 @@ def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> d
         return max(pool, key=lambda c: c["value"]) if pool else None
 
     by_name = {c["name"]: c for c in candidates}
-    baseline = by_name.get(results.get("baseline")) or best({"prompt", "retrieval"})
+    baseline = by_name.get(results.baseline) or best({"prompt", "retrieval"})
     best_prompt = best({"prompt", "retrieval"})
     best_plain = best({"prompt"})
     best_retrieval = best({"retrieval"})
@@ -91,7 +68,7 @@ def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> d
     best_llm = best({"prompt", "retrieval", "finetuned"})
     out: dict[str, Any] = {
         "metric": metric,
-        "task_type": results.get("task_type"),
+        "task_type": results.task_type,
         "candidates": candidates,
         "baseline": baseline,
         "best_prompt": best_prompt,
@@ -99,7 +76,7 @@ def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> d
         "classic": classic,
         "best_llm": best_llm,
         "prompt_candidates": sum(1 for c in candidates if c["group"] in ("prompt", "retrieval")),
-        "verdict_line": results.get("verdict"),
+        "verdict_line": results.verdict,
     }
     out["classic_matches"] = (
         None if classic is None or best_llm is None else classic["value"] >= best_llm["value"] - classic_margin
@@ -118,40 +95,37 @@ def compare_facts(results: dict[str, Any], *, classic_margin: float = 0.01) -> d
     return out
 
 
-def audit_facts(summary: dict[str, Any]) -> dict[str, Any]:
-    """The figures of an Audit.summary the advice uses (None where the audit did not measure them)."""
-    labels = summary.get("labels") or {}
-    tokens = summary.get("tokens") or {}
-    readiness = summary.get("readiness") or {}
+def audit_facts(summary: AuditSummary) -> dict[str, Any]:
+    """The figures of an audit the advice uses (None where the audit did not measure them)."""
+    labels, readiness = summary.labels, summary.readiness
     return {
-        "rows": summary.get("rows"),
-        "rows_rejected": summary.get("rows_rejected"),
-        "eval_rows": summary.get("eval_rows"),
-        # Unique rows after dedup (and, since readiness records `rows`, after decontamination too).
-        "unique_examples": readiness.get("examples"),
-        "decontaminated": "rows" in readiness,
-        "agreement": labels.get("agreement"),
-        "kappa": labels.get("kappa"),
-        "is_classification": labels.get("is_classification"),
-        "n_classes": labels.get("n_classes"),
-        "suspected_mislabeled": _count(labels.get("suspected_mislabeled")),
-        "conflicts": _count(labels.get("conflicts")),
-        "billable_per_epoch": tokens.get("billable_per_epoch"),
-        "tokens_median": tokens.get("median"),
-        "readiness_level": readiness.get("level"),
-        "readiness_verdict": readiness.get("verdict"),
-        "contaminated_eval_rows": (summary.get("contamination") or {}).get("eval_rows_affected"),
+        "rows": summary.rows,
+        "rows_rejected": summary.rows_rejected,
+        "eval_rows": summary.eval_rows,
+        # Unique rows after dedup and, with an eval set, after dropping the rows that leak into it.
+        "unique_examples": readiness.examples,
+        "decontaminated": summary.eval_rows is not None,
+        "agreement": labels.agreement,
+        "kappa": labels.kappa,
+        "is_classification": labels.is_classification,
+        "n_classes": labels.n_classes,
+        "suspected_mislabeled": labels.suspected_mislabeled if labels.is_classification else None,
+        "conflicts": labels.conflicts,
+        "billable_per_epoch": summary.tokens.billable_per_epoch,
+        "tokens_median": summary.tokens.median,
+        "readiness_level": readiness.level,
+        "readiness_verdict": readiness.verdict,
+        "contaminated_eval_rows": summary.contamination.eval_rows_affected if summary.eval_rows is not None else None,
     }
 
 
-def curve_facts(results: dict[str, Any]) -> dict[str, Any]:
-    sizes = results.get("sizes") or []
-    scores = results.get("scores") or []
+def curve_facts(results: CurveResults) -> dict[str, Any]:
+    largest = max(results.sizes) if results.sizes else None
     return {
-        "metric": results.get("metric"),
-        "projected_gain_doubling": results.get("projected_gain_doubling"),
-        "largest_size": max(sizes) if sizes else None,
-        "score_at_largest": scores[sizes.index(max(sizes))] if sizes and len(scores) == len(sizes) else None,
+        "metric": results.metric,
+        "projected_gain_doubling": results.projected_gain_doubling,
+        "largest_size": largest,
+        "score_at_largest": results.scores[results.sizes.index(largest)] if largest is not None else None,
     }
 
 
@@ -184,15 +158,4 @@ def run_progress(metrics: dict[str, Any] | None, steps: list[tuple[int, dict[str
     return out
 
 
-def _count(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return len(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-__all__ = ["candidate_group", "candidate_model", "compare_facts", "audit_facts", "curve_facts", "run_progress"]
+__all__ = ["GROUPS", "candidate_model", "compare_facts", "audit_facts", "curve_facts", "run_progress"]

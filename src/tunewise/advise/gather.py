@@ -10,9 +10,11 @@ from typing import Any
 from tunewise.advise.config import AdviseConfig
 from tunewise.advise.facts import audit_facts, compare_facts, curve_facts, run_progress
 from tunewise.data.config import Thresholds
-from tunewise.errors import NotFoundError
+from tunewise.errors import NotFoundError, StoreError
 from tunewise.pricing import Catalog
+from tunewise.records.audit import AuditSummary
 from tunewise.records.decision import Fact
+from tunewise.records.evaluation import CurveResults, EvaluationResults
 
 __all__ = ["gather", "measured_facts", "mark_token_transfer"]
 
@@ -24,20 +26,24 @@ def gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> dict[str, 
     if dataset_id and audit is None:
         raise NotFoundError(f"dataset {dataset_id}: no audit in the store (run `tunewise data audit` first)")
     if audit is not None:
-        found["audit"] = {"id": audit.id, "dataset_id": audit.dataset_id, **audit_facts(audit.summary or {})}
+        found["audit"] = {"id": audit.id, "dataset_id": audit.dataset_id, **audit_facts(_summary(audit))}
     evaluation = store.get_evaluation(evaluation_id) if evaluation_id else store.latest_evaluation("compare")
     if evaluation is not None:
-        found["compare"] = {"id": evaluation.id, **compare_facts(evaluation.results or {}, classic_margin=config.classic_margin)}
-        found["compare"]["task_type"] = found["compare"]["task_type"] or evaluation.task_type
+        results = EvaluationResults.from_store(evaluation.results, where=f"evaluation {evaluation.id}")
+        found["compare"] = {"id": evaluation.id, **compare_facts(results, classic_margin=config.classic_margin)}
     curve = store.latest_evaluation("curve")
     if curve is not None:
-        found["curve"] = {"id": curve.id, **curve_facts(curve.results or {})}
+        found["curve"] = {"id": curve.id, **curve_facts(CurveResults.from_store(curve.results, where=f"curve {curve.id}"))}
     # Prompt history: distinct prompt specs across every compare evaluation, and the days they span.
     specs, dates = set(), []
     for item in store.list_evaluations(limit=500):
         if item.kind != "compare":
             continue
-        for c in compare_facts(item.results or {})["candidates"]:
+        try:
+            past = EvaluationResults.from_store(item.results, where=f"evaluation {item.id}")
+        except StoreError:
+            continue  # stored before results were typed: the history counts what it can read
+        for c in compare_facts(past)["candidates"]:
             if c["group"] in ("prompt", "retrieval"):
                 specs.add(c["spec"] or c["name"])
         dates.append(item.created_at)
@@ -87,7 +93,7 @@ def _example_count(store, audit, run) -> dict[str, Any] | None:
         except NotFoundError:
             continue
         own = store.latest_audit(dataset.id)
-        if own is not None and (own.summary or {}).get("readiness", {}).get("examples") is not None:
+        if own is not None:
             return _audit_count(own, f"{what} {dataset.name}")
         cleaned, ancestor = _cleaned_from(dataset), dataset
         for _ in range(5):  # a split of a cleaned file: its train side is unique too
@@ -109,16 +115,16 @@ def _example_count(store, audit, run) -> dict[str, Any] | None:
     return None
 
 
-def _audit_count(audit, where: str) -> dict[str, Any] | None:
-    facts = audit_facts(audit.summary or {})
+def _summary(audit) -> AuditSummary:
+    return AuditSummary.from_store(audit.summary, where=f"audit {audit.id}")
+
+
+def _audit_count(audit, where: str) -> dict[str, Any]:
+    facts = audit_facts(_summary(audit))
     rows, unique = facts["rows"], facts["unique_examples"]
-    if unique is None:
-        if rows is None:
-            return None
-        return {"value": rows, "rows": rows, "detail": where, "text": f"{rows:,} rows in the file (the audit counted no duplicates)"}
     how = "after dedup and decontamination" if facts["decontaminated"] else "after dedup"
     return {"value": unique, "rows": rows, "detail": where,
-            "text": f"{unique:,} unique examples {how}" + (f" ({rows:,} rows in the file)" if rows is not None else "")}
+            "text": f"{unique:,} unique examples {how}" + (f" ({rows:,} rows in the file)" if rows != unique else "")}
 
 
 def measured_facts(found: dict[str, Any], config: AdviseConfig, bars: Thresholds) -> dict[str, Fact]:
@@ -156,7 +162,9 @@ def measured_facts(found: dict[str, Any], config: AdviseConfig, bars: Thresholds
             counted = f" counted by {base['model']}'s tokenizer" if base.get("model") else ""
             measured("input_tokens", base.get("tokens_in_mean"), f"{where}: {base['name']} mean input tokens{counted}")
             measured("output_tokens", base.get("tokens_out_mean"), f"{where}: {base['name']} mean output tokens{counted}")
-            measured("baseline_latency_p50_ms", base.get("latency_p50_ms"), f"{where}: {base['name']}")
+            measured("baseline_latency_p50_ms", base.get("latency_p50_ms"), f"{where}: {base['name']}, request by request")
+            measured("baseline_amortized_ms", base.get("amortized_ms_per_request"),
+                     f"{where}: {base['name']} ran batched: wall time / requests, throughput rather than latency")
         if compare.get("best_prompt"):
             p = compare["best_prompt"]
             measured("best_prompt", f"{p['name']} {compare['metric']} {p['value']:.3f}", where)

@@ -441,12 +441,13 @@ def roi(inputs: RoiInputs, catalog: Catalog | None = None) -> RoiResult:
 def quality_from_evaluation(store, ref: str = "latest") -> dict[str, Any]:
     """Baseline and fine-tuned quality (and the gain's interval and tokens per request) from a compare evaluation."""
     from tunewise.advise.facts import compare_facts
+    from tunewise.records.evaluation import EvaluationResults
     from tunewise.errors import EvaluationError, NotFoundError
 
     evaluation = store.latest_evaluation("compare") if ref == "latest" else store.get_evaluation(ref)
     if evaluation is None:
         raise NotFoundError("no compare evaluation in the store (run `tunewise eval` first)")
-    facts = compare_facts(evaluation.results or {})
+    facts = compare_facts(EvaluationResults.from_store(evaluation.results, where=f"evaluation {evaluation.id}"))
     base, tuned = facts.get("baseline"), facts.get("best_finetuned")
     if base is None or tuned is None:
         raise EvaluationError(f"evaluation {evaluation.id}: needs a baseline and a fine-tuned (adapter) candidate to give quality")
