@@ -25,10 +25,28 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
     try:
         kinds = {e.kind for e in store.list_evaluations(limit=50)}
         assert {"compare", "curve"} <= kinds
-        assert store.latest_decision() is not None
+        decision = store.latest_decision()
+        assert decision is not None
         assert store.get_run(result.run_id).status == "completed"
+        evaluation = store.get_evaluation(result.evaluation_id)
     finally:
         store.close()
+
+    # What the demo prints and writes is what it measured, not a placeholder: the verdict is the stored
+    # evaluation's, and the report names every candidate it scored with its figure and the decision.
+    from tunewise.records.evaluation import EvaluationResults
+
+    results = EvaluationResults.from_store(evaluation.results)
+    assert result.verdict == evaluation.verdict == results.verdict
+    page = result.report_html.read_text()
+    completed = [c for c in results.candidates if c.status == "completed"]
+    assert len(completed) >= 4
+    import html
+
+    for candidate in completed:
+        assert html.escape(candidate.name, quote=False) in page
+    assert html.escape(results.verdict, quote=False) in page
+    assert result.advice and html.escape(result.advice, quote=False) in page
 
 
 def test_demo_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):
