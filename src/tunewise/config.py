@@ -122,10 +122,6 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-# Kept while cli/evaluate.py still calls it by this name; `override` is the one mechanism.
-with_overrides = override
-
-
 def render_yaml(config: BaseModel, *, indent: int = 0) -> str:
     """YAML for a config with each field's description as a comment above it."""
     lines: list[str] = []

@@ -154,15 +154,13 @@ def advise(
     import sys
 
     from tunewise.advise.decide import advise as decide
-    from tunewise.config import load_config
-    from tunewise.workspace_init import open_store
+    from tunewise.config import load_config, override
+    from tunewise.store import Store
 
     settings = load_config()
-    config = settings.advise
-    if pricing_file is not None:
-        config = config.model_copy(update={"pricing_file": str(pricing_file)})
+    config = override(settings.advise, pricing_file=str(pricing_file) if pricing_file else None)
     ask = _ask if answers is None and sys.stdin.isatty() else None
-    advice = decide(open_store(), answers, dataset_id=dataset, evaluation_id=evaluation, config=config,
+    advice = decide(Store.open(), answers, dataset_id=dataset, evaluation_id=evaluation, config=config,
                     thresholds=settings.data.thresholds, ask=ask)
     from rich.markdown import Markdown
 

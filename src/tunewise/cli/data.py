@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from tunewise.config import override
 from tunewise.console import console, err_console
 
 FORMAT_HELP = "Input format: auto, chat (OpenAI JSONL), csv, tsv, jsonl-pairs, alpaca or sharegpt."
@@ -86,13 +87,12 @@ def clean_command(
     """
     from tunewise.data.clean import clean
 
-    config = _config()
+    config = override(_config(), near_duplicate_threshold=threshold)
     if not (dedup or redact_pii or drop_contaminated):
         err_console.print("No fix asked (--dedup, --redact-pii, --drop-contaminated): only normalizing and quarantining bad rows.")
     result = clean(
         file, output, dedup=dedup, redact_pii=redact_pii, drop_contaminated=drop_contaminated, eval_path=eval_path,
-        threshold=threshold if threshold is not None else config.near_duplicate_threshold, format=format,
-        max_line_bytes=config.max_line_bytes,
+        threshold=config.near_duplicate_threshold, format=format, max_line_bytes=config.max_line_bytes,
     )
     _notes(result.notes)
     table = Table(show_header=False, box=None)
@@ -126,11 +126,12 @@ def split_command(
     """
     from tunewise.data.split import split
 
-    config = _config()
+    config = override(_config(), seed=seed, near_duplicate_threshold=threshold)
+    # Not an override of data.eval_size: the flag also takes a fraction, which the row-count setting does not.
     size = config.eval_size if eval_size is None else (int(eval_size) if eval_size >= 1 else eval_size)
     result = split(
-        file, eval_size=size, stratify=stratify, seed=config.seed if seed is None else seed, out_dir=out_dir,
-        threshold=threshold if threshold is not None else config.near_duplicate_threshold, max_line_bytes=config.max_line_bytes,
+        file, eval_size=size, stratify=stratify, seed=config.seed, out_dir=out_dir,
+        threshold=config.near_duplicate_threshold, max_line_bytes=config.max_line_bytes,
     )
     console.print(f"train: [bold]{result.train_rows:,}[/] rows -> {result.train_path}" + (f"  dataset {result.train_id}" if result.train_id else ""))
     console.print(f"eval:  [bold]{result.eval_rows:,}[/] rows -> {result.eval_path}" + (f"  dataset {result.eval_id}" if result.eval_id else ""))

@@ -60,10 +60,10 @@ def eval_command(
 
     if data is None or not candidate:
         raise EvaluationError("tunewise eval needs --data EVAL and at least one --candidate (see `tunewise eval --help`)")
-    from tunewise.config import load_config, with_overrides
+    from tunewise.config import load_config, override
     from tunewise.evaluate import evaluate
 
-    config = with_overrides(load_config().eval, limit=limit, batch_size=batch_size, judge=judge)
+    config = override(load_config().eval, limit=limit, batch_size=batch_size, judge=judge)
     results = evaluate(
         data, candidate, train_path=train, baseline=baseline, task_type=task, schema_path=schema, config=config,
         allow_contamination=allow_contamination, progress=not as_json,

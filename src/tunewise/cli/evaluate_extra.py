@@ -42,12 +42,12 @@ def curve_command(
 
     Example: `tunewise eval curve --data train.jsonl --eval eval.jsonl --sizes 50,100,250,500`
     """
-    from tunewise.config import load_config
+    from tunewise.config import load_config, override
     from tunewise.evaluate.curve import learning_curve
 
     config = load_config()
     # The workspace's train settings, nothing held out (the curve scores each point on --eval itself).
-    base = config.train.model_copy(update={"dataset": str(data), "holdout": 0, **({"epochs": epochs} if epochs else {})})
+    base = override(config.train, dataset=str(data), holdout=0, epochs=epochs)
     results = learning_curve(
         data, eval_path, _sizes(sizes), base_config=base, eval_config=config.eval, limit=limit, allow_contamination=allow_contamination
     )

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from tunewise.config import override
 from tunewise.errors import EvaluationError, NotFoundError
 from tunewise.records.evaluation import CandidateResult, CurveFit, CurveResults, EvaluationResults
 
@@ -72,7 +73,7 @@ def learning_curve(
 
         eval_config = EvalConfig(limit=limit)
     elif eval_config is not None and limit is not None:
-        eval_config = eval_config.model_copy(update={"limit": limit})
+        eval_config = override(eval_config, limit=limit)
 
     store, own = _open(store)
     try:
@@ -87,7 +88,7 @@ def learning_curve(
             if progress:
                 _say(f"learning curve: size {size} ({step}/{len(sizes)}): training")
             # The curve's data is train_path whatever the base config says: the sizes are subsets of that file.
-            config = base_config.model_copy(update={"max_train_examples": size, "dataset": str(train_path)})
+            config = override(base_config, max_train_examples=size, dataset=str(train_path))
             run = train_fn(config, store=store, progress=progress)
             spec = candidate_template.format(run_id=run.id)
             if progress:
