@@ -7,16 +7,17 @@ a YAML comment, so the file documents itself. Runs save the merged config beside
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tunewise.advise.config import AdviseConfig
+from tunewise.advise.config import MOVED_TO_THRESHOLDS, AdviseConfig
 from tunewise.data.config import DataConfig
-from tunewise.errors import ConfigError
+from tunewise.errors import ConfigError, SettingMovedWarning
 from tunewise.evaluate.config import EvalConfig
 from tunewise.train.config import TrainConfig
 
@@ -42,6 +43,30 @@ class TunewiseConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
     advise: AdviseConfig = Field(default_factory=AdviseConfig, description="Decision and ROI")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_moved_settings(cls, data: Any) -> Any:
+        # The advice's bars moved to data.thresholds (one set for the audit and the advice); a tunewise.yaml
+        # written by an earlier `tunewise init` must still open, with a warning that says which line to move.
+        advise = data.get("advise") if isinstance(data, dict) else None
+        moved = [old for old in MOVED_TO_THRESHOLDS if isinstance(advise, dict) and old in advise]
+        if not moved:
+            return data
+        advise = dict(advise)
+        section = dict(data.get("data") or {})
+        thresholds = dict(section.get("thresholds") or {})
+        for old in moved:
+            new = MOVED_TO_THRESHOLDS[old]
+            value = advise.pop(old)
+            if new in thresholds:
+                note = f"advise.{old} is ignored: data.thresholds.{new} is set too; delete the advise line"
+            else:
+                thresholds[new] = value
+                note = f"advise.{old} is now data.thresholds.{new}; read from the old place this time, move the line"
+            warnings.warn(note, SettingMovedWarning, stacklevel=2)
+        section["thresholds"] = thresholds
+        return {**data, "advise": advise, "data": section}
 
 
 def load_yaml_model(path: str | Path, model: type[BaseModel], *, section: str | None = None) -> BaseModel:

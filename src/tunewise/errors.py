@@ -48,3 +48,7 @@ class GateFailed(TunewiseError):
     """A check that found a blocking problem (for example a contaminated eval set); exits 1 so pipelines can gate on it."""
 
     exit_code = 1
+
+
+class SettingMovedWarning(UserWarning):
+    """A workspace file uses a setting under its old name: read from there this time, the file should move it."""

@@ -408,14 +408,29 @@ def test_the_bars_come_from_the_workspace_thresholds(store, tmp_path, answers_fi
     assert "fewer than 1,000 examples" in result.output and "1,100+ consistent" in result.output
 
 
-def test_a_bar_set_under_advise_says_where_it_moved(isolated_workspace):
+def test_a_bar_set_under_advise_is_read_from_its_old_place_with_a_warning(isolated_workspace, capsys):
+    from tunewise.cli import main
     from tunewise.config import load_config
-    from tunewise.errors import TunewiseError
+    from tunewise.errors import SettingMovedWarning
 
-    (isolated_workspace / "tunewise.yaml").write_text("advise:\n  min_examples: 8000\n")
-    with pytest.raises(TunewiseError) as info:
-        load_config()
-    assert "min_examples moved to data.thresholds.full_sft_from" in str(info.value) and "\n" not in str(info.value)
+    # A tunewise.yaml written before the bars moved to data.thresholds still opens, and keeps its value.
+    (isolated_workspace / "tunewise.yaml").write_text("advise:\n  min_examples: 8000\n  floor_examples: 500\n")
+    with pytest.warns(SettingMovedWarning) as caught:
+        config = load_config()
+    assert sorted(str(w.message).split(";")[0] for w in caught) == [
+        "advise.floor_examples is now data.thresholds.coin_flip_below", "advise.min_examples is now data.thresholds.full_sft_from"]
+    assert config.data.thresholds.full_sft_from == 8000 and config.data.thresholds.coin_flip_below == 500
+
+    # Set in both places, the new one wins and the warning says the old line is ignored.
+    (isolated_workspace / "tunewise.yaml").write_text("advise:\n  min_examples: 8000\ndata:\n  thresholds:\n    full_sft_from: 9000\n")
+    with pytest.warns(SettingMovedWarning, match="ignored"):
+        assert load_config().data.thresholds.full_sft_from == 9000
+
+    # The command says it in one line, without a Python source location.
+    with pytest.raises(SystemExit) as done:
+        main(["status"])
+    err = capsys.readouterr().err
+    assert done.value.code == 0 and "warning: advise.min_examples" in err and ".py:" not in err
 
 
 def test_an_audit_stored_before_records_were_typed_is_one_line(store, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Settings that moved to data.thresholds; a workspace YAML that still sets them gets told where.
-_MOVED = {"min_examples": "full_sft_from", "floor_examples": "coin_flip_below", "min_agreement": "agreement_bar"}
+MOVED_TO_THRESHOLDS = {"min_examples": "full_sft_from", "floor_examples": "coin_flip_below", "min_agreement": "agreement_bar"}
 
 
 class AdviseConfig(BaseModel):
@@ -30,7 +30,7 @@ class AdviseConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _moved_to_thresholds(cls, data: Any) -> Any:
-        moved = [key for key in _MOVED if isinstance(data, dict) and key in data]
+        moved = [key for key in MOVED_TO_THRESHOLDS if isinstance(data, dict) and key in data]
         if moved:
-            raise ValueError("; ".join(f"{key} moved to data.thresholds.{_MOVED[key]}" for key in moved))
+            raise ValueError("; ".join(f"{key} moved to data.thresholds.{MOVED_TO_THRESHOLDS[key]}" for key in moved))
         return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 # The command is tunewise's own process: make the Hugging Face libraries fail fast instead of trying the
 # network (set before they are imported; the library passes local_files_only on each load instead).
@@ -19,7 +20,7 @@ import typer
 # Typer vendors its own click; its usage errors derive from this class.
 from typer._click.exceptions import ClickException
 
-from tunewise.errors import TunewiseError
+from tunewise.errors import SettingMovedWarning, TunewiseError
 
 app = typer.Typer(
     name="tunewise",
@@ -56,9 +57,23 @@ def _register() -> None:
 _register()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # tunewise's own warnings are for the user (a setting to move), so one line without the source location.
+    if issubclass(category, SettingMovedWarning):
+        from tunewise.console import err_console
+
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        return
+    _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `tunewise` script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_warning
     debug = "--debug" in args or os.environ.get("TUNEWISE_DEBUG") == "1"
     try:
         app(args=args, prog_name="tunewise", standalone_mode=False)
