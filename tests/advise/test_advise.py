@@ -378,7 +378,7 @@ def test_decision_section_without_a_typed_decision(store):
     assert "No decision yet" in markdown and "No decision yet" in html
     store.add_decision("prompt", reasons=["old"], facts={"title": "Keep improving the prompt", "_advice": {}}, money={})
     markdown, html = decision_section(store)
-    assert markdown.startswith("## Decision: prompt") and "no schema_version" in markdown and "run `tunewise advise` again" in markdown
+    assert markdown.startswith("## Decision: prompt") and "earlier tunewise" in markdown and "run `tunewise advise` again" in markdown
     assert "<h2>Decision: prompt</h2>" in html
 
 
@@ -440,6 +440,6 @@ def test_an_audit_stored_before_records_were_typed_is_one_line(store, tmp_path):
     data.write_text('{"text": "x", "label": "y"}\n')
     dataset = store.add_dataset(data, format="jsonl", rows=10)
     store.add_audit(dataset.id, {"rows": 10, "readiness": {"examples": 10}}, passed=True)
-    with pytest.raises(StoreError, match=r"^audit audit-\w+: audit record has no schema_version") as info:
+    with pytest.raises(StoreError, match=r"^audit audit-\w+: audit record is malformed at .*earlier tunewise") as info:
         advise(store, {}, today=TODAY, save=False)
     assert "\n" not in str(info.value)

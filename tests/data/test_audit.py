@@ -155,9 +155,11 @@ def test_an_untyped_or_malformed_stored_summary_is_one_clear_error(sample_audit)
     from tunewise.errors import StoreError
     from tunewise.records.audit import AuditSummary
 
+    # A summary stored before records were typed (no kind, no schema_version) reads as version 0.
     untyped = {k: v for k, v in sample_audit.summary.items() if k not in ("kind", "schema_version")}
-    with pytest.raises(StoreError, match="audit 7: audit record has no schema_version"):
-        AuditSummary.from_store(untyped, where="audit 7")
+    assert AuditSummary.from_store(untyped, where="audit 7") == sample_audit.record
+    with pytest.raises(StoreError, match="audit 7: audit record is malformed at rows.*earlier tunewise"):
+        AuditSummary.from_store({**untyped, "rows": "many"}, where="audit 7")
     broken = {**sample_audit.summary, "readiness": {**sample_audit.summary["readiness"], "level": "maybe"}}
     with pytest.raises(StoreError, match="malformed at readiness.level"):
         AuditSummary.from_store(broken, where="audit 7")

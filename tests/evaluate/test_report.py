@@ -122,13 +122,21 @@ def test_an_empty_store_is_a_one_line_error(store, tmp_path):
         write_report(tmp_path / "r", store=store)
 
 
-def test_results_written_before_records_were_typed_are_a_clear_error(store, tmp_path):
+def test_results_written_before_records_were_typed_read_as_version_0_or_fail_in_one_line(store, tmp_path, real_comparison):
     from tunewise.errors import StoreError
     from tunewise.evaluate.report import write_report
 
-    old = store.add_evaluation(kind="compare", dataset_id=None, config={}, results={"primary_metric": "accuracy", "candidates": []})
-    with pytest.raises(StoreError, match=f"evaluation {old.id}: evaluation-results record has no schema_version"):
+    # What an earlier tunewise stored (the same shape, without kind and schema_version) still reports.
+    evaluation = stored(store, real_comparison, tmp_path)
+    untyped = {k: v for k, v in evaluation.results.items() if k not in ("kind", "schema_version")}
+    store.update_evaluation(evaluation.id, results=untyped)
+    html_path, _ = write_report(tmp_path / "ok", store=store)
+    assert "Candidates" in html_path.read_text()
+
+    broken = store.add_evaluation(kind="compare", dataset_id=None, config={}, results={"primary_metric": "accuracy", "candidates": []})
+    with pytest.raises(StoreError, match=f"evaluation {broken.id}: evaluation-results record is malformed at .*earlier tunewise") as info:
         write_report(tmp_path / "r", store=store)
+    assert "\n" not in str(info.value)
 
 
 def test_text_task_reports_without_a_confusion_matrix(store, tmp_path, real_text):

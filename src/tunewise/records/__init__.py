@@ -35,7 +35,13 @@ class Record(BaseModel):
 
     @classmethod
     def upgrade(cls, value: dict[str, Any], version: int) -> dict[str, Any]:
-        """Lift a stored dict of an older `version` to the current shape (the default knows none)."""
+        """Lift a stored dict of an older `version` to the current shape.
+
+        Version 0 is what tunewise wrote before records were typed: version 1 of each record models
+        exactly those shapes, so they read as they are (a subclass whose shape moved overrides this).
+        """
+        if version == 0:
+            return value
         raise StoreError(f"{cls.KIND} record of schema version {version} is older than this tunewise can read (it reads {cls.SCHEMA_VERSION})")
 
     @classmethod
@@ -43,19 +49,20 @@ class Record(BaseModel):
         """Validate a stored JSON value; an unknown or malformed shape is a StoreError naming `where`."""
         if not isinstance(value, dict):
             raise StoreError(f"{where}: no {cls.KIND} record (found {type(value).__name__})")
-        version = value.get("schema_version")
-        if version is None:
-            raise StoreError(f"{where}: {cls.KIND} record has no schema_version (written before records were typed; rerun the command that made it)")
+        version = value.get("schema_version", 0)  # 0: written before records were typed
+        if not isinstance(version, int):
+            raise StoreError(f"{where}: {cls.KIND} record has a schema_version that is not a number ({version!r})")
         if version > cls.SCHEMA_VERSION:
             raise StoreError(f"{where}: {cls.KIND} record of schema version {version} is newer than this tunewise ({cls.SCHEMA_VERSION}); upgrade tunewise")
         if version < cls.SCHEMA_VERSION:
-            value = cls.upgrade(dict(value), version)
+            value = cls.upgrade({k: v for k, v in value.items() if k not in ("kind", "schema_version")}, version)
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            raise StoreError(f"{where}: {cls.KIND} record is malformed at {field}: {first['msg']}") from exc
+            older = " (written by an earlier tunewise in a shape this one cannot read; rerun the command that made it)" if version < cls.SCHEMA_VERSION else ""
+            raise StoreError(f"{where}: {cls.KIND} record is malformed at {field}: {first['msg']}{older}") from exc
 
     def to_store(self) -> dict[str, Any]:
         """The JSON value to write to the store."""

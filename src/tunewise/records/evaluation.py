@@ -200,7 +200,7 @@ class CurveResults(Record):
     scores: list[float] = Field(description="The metric at each size.")
     low: list[float | None] = Field(description="Lower interval end at each size.")
     high: list[float | None] = Field(description="Upper interval end at each size.")
-    confidence: float = Field(description="Confidence level of the intervals.")
+    confidence: float | None = Field(description="Confidence level of the intervals; None in curves stored before records were typed, which did not record it.")
     fit: CurveFit = Field(description="The curve fitted to (size, score).")
     projected_gain_doubling: float = Field(description="Fitted score at twice the largest size minus at the largest.")
     projected_score_doubling: float = Field(description="Fitted score at twice the largest size.")
