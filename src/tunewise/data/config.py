@@ -29,13 +29,6 @@ class Thresholds(BaseModel):
         return self
 
 
-# Deprecated aliases of Thresholds' defaults, kept only until advise/config.py reads `Thresholds`; do not add readers.
-_DEFAULTS = Thresholds()
-AGREEMENT_BAR = _DEFAULTS.agreement_bar
-EVAL_MIN, EVAL_MAX = _DEFAULTS.eval_min, _DEFAULTS.eval_max
-COIN_FLIP_BELOW, FULL_SFT_FROM = _DEFAULTS.coin_flip_below, _DEFAULTS.full_sft_from
-
-
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
