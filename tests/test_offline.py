@@ -38,3 +38,20 @@ def test_every_hugging_face_load_in_the_library_is_local_only(tiny_model_dir, mo
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(spy))
     load_model(str(tiny_model_dir))
     assert seen and all(kwargs.get("local_files_only") for kwargs in seen)
+
+
+def test_no_load_in_the_package_can_reach_the_hub():
+    # A new from_pretrained without local_files_only would try the network for a name that is not on
+    # disk; PEFT adapters load from a run's own folder, which PeftModel resolves locally.
+    import re
+    from pathlib import Path
+
+    import tunewise
+
+    package = Path(tunewise.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if re.search(r"\b(Auto\w+)\.from_pretrained\(", line) and "LOCAL_ONLY" not in line and "local_files_only" not in line:
+                offenders.append(f"{path.relative_to(package)}:{number}")
+    assert offenders == []

@@ -51,16 +51,9 @@ class ModelCache:
     def base(self, name: str):
         key = f"model:{name}"
         if key not in self._models:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from tunewise.models import load_model
 
-            from tunewise.models import materialize
-
-            folder = materialize(name)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model.eval()
-            self._models[key] = (model, tokenizer)
+            self._models[key] = load_model(name)
         return self._models[key]
 
     def adapter(self, ref: str):
