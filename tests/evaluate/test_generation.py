@@ -195,3 +195,31 @@ def test_prefill_batches_are_the_cheapest_cut():
             for start, size in zip([0, *itertools.accumulate(sizes)], sizes))]
         assert got in allowed
         assert cost(got, lengths, overhead) == min(cost(sizes, lengths, overhead) for sizes in allowed)
+
+
+def _eval_speed_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "eval_speed.py"
+    spec = importlib.util.spec_from_file_location("eval_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("decoding", ["free", "constrained"])
+def test_the_benchmarks_transformers_baselines_give_the_same_replies(lively_model, decoding):
+    """bench/eval_speed.py times transformers' padded `generate` and `generate_batch` against `generate_batched`;
+    its speed figures mean something only if all three answer alike."""
+    from tunewise.evaluate.generation import generate_batched, render_prompts
+
+    bench = _eval_speed_bench()
+    model, tokenizer = lively_model
+    ids = render_prompts(tokenizer, _prompts())
+    ours = [(g.text, g.tokens_out) for g in generate_batched(
+        model, tokenizer, ids, max_new_tokens=6, batch_size=4, labels=LABELS, decoding=decoding)]
+    padded = bench.hf_generate_padded(model, tokenizer, ids, max_new_tokens=6, batch_size=4, labels=LABELS, decoding=decoding)
+    assert padded == ours
+    if decoding == "free":  # generate_batch drops custom logits processors: it cannot constrain
+        assert bench.hf_generate_batch(model, tokenizer, ids, max_new_tokens=6, labels=LABELS) == ours
