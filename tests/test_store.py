@@ -61,6 +61,49 @@ def test_unreadable_store_is_a_one_line_error(tmp_path):
     assert "not-a-db.sqlite" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.fixture
+def closed(monkeypatch):
+    """The stores `Store.close` was called on, in order (the real close still runs)."""
+    calls: list[Store] = []
+    real = Store.close
+
+    def close(self):
+        calls.append(self)
+        real(self)
+
+    monkeypatch.setattr(Store, "close", close)
+    return calls
+
+
+def test_borrow_hands_back_a_given_store_and_leaves_it_open(store, closed):
+    with Store.borrow(store) as borrowed:
+        assert borrowed is store
+    with pytest.raises(RuntimeError):
+        with Store.borrow(store):
+            raise RuntimeError("boom")
+    assert closed == []
+    assert store.list_runs() == []  # the caller still uses it
+
+
+def test_borrow_opens_the_workspace_store_and_closes_it_after_the_block(closed):
+    from tunewise.store import default_url
+
+    with Store.borrow(None) as opened:
+        assert str(opened.engine.url) == default_url()
+        assert closed == []
+        run = opened.create_run("lora", base_model="smollm2-135m", config={})
+    assert closed == [opened]
+    with Store.borrow(None) as again:
+        assert again is not opened and again.get_run(run.id).id == run.id  # the same workspace store
+
+
+def test_borrow_closes_the_store_it_opened_when_the_block_raises(closed):
+    with pytest.raises(RuntimeError):
+        with Store.borrow(None) as opened:
+            raise RuntimeError("boom")
+    assert closed == [opened]
+
+
 @pytest.mark.postgres
 def test_postgres_store_round_trip(fresh_postgres_url, tmp_path):
     store = Store.open(fresh_postgres_url)

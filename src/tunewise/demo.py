@@ -120,11 +120,12 @@ def run_demo(out_dir: str | Path = "tunewise-demo", *, plan: DemoPlan | None = N
     steps = _Steps()
     result = DemoResult(root=root, steps=steps.done)
     with _workspace_env(root):
-        from tunewise.workspace_init import init_workspace, open_store
+        from tunewise.store import Store
+        from tunewise.workspace_init import init_workspace
 
         init_workspace(root)
         (root / _MARKER).write_text("Written by `tunewise demo`; `tunewise demo` deletes and rewrites this folder.\n")
-        store = open_store()
+        store = Store.open()
         try:
             _run_steps(plan, root, store, steps, result)
         finally:
@@ -277,10 +278,11 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     def decide() -> tuple[Any, str]:
         from tunewise.advise import advise
+        from tunewise.config import load_config
 
         answers = Path(__file__).resolve().parent / "sample" / "demo-answers.yaml"
         shutil.copyfile(answers, root / "answers.yaml")
-        advice = advise(store, root / "answers.yaml")
+        advice = advise(store, root / "answers.yaml", thresholds=load_config().data.thresholds)
         result.advice = advice.title
         console.print(Markdown(advice.to_markdown()))
         return advice, f"advice: {advice.title}"

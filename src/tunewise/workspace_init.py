@@ -58,9 +58,4 @@ def describe_workspace() -> dict[str, object]:
         store.close()
 
 
-def open_store() -> Store:
-    """The store of the current workspace: the same as `Store.open()` (`TUNEWISE_DB_URL`, then `store_url`, then SQLite)."""
-    return Store.open()
-
-
-__all__ = ["init_workspace", "describe_workspace", "open_store", "Workspace", "ConfigError"]
+__all__ = ["init_workspace", "describe_workspace", "Workspace", "ConfigError"]

@@ -17,8 +17,8 @@ which count it used. A compared fine-tune whose run was still improving at its l
 a learning curve that projects a real gain from more data, is not read as fine-tuning losing.
 
     from tunewise.advise import advise
-    from tunewise.workspace_init import open_store
-    advice = advise(open_store(), answers={"requests_per_month": 5_000_000, "cost_per_error_usd": 0.05})
+    from tunewise.store import Store
+    advice = advise(Store.open(), answers={"requests_per_month": 5_000_000, "cost_per_error_usd": 0.05})
     print(advice.to_markdown())
 
 The pieces live beside this module: `answers` (the questions), `gather` (facts from the store),

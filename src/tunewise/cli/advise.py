@@ -99,9 +99,9 @@ def roi(
     catalog = load_catalog(_pricing_file(pricing_file))
     store = None
     if from_eval is not None:
-        from tunewise.workspace_init import open_store
+        from tunewise.store import Store
 
-        store = open_store()
+        store = Store.open()
     inputs = build_inputs(
         file, options=option, training_tokens=training_tokens, from_eval=from_eval, store=store, catalog=catalog,
         requests_per_month=requests, input_tokens=input_tokens, output_tokens=output_tokens, base_model=base_model,

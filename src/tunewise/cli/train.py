@@ -146,9 +146,9 @@ def runs_command(
 
     Example: `tunewise runs run-3f2a9c1b7d --steps 50`
     """
-    from tunewise.workspace_init import open_store
+    from tunewise.store import Store
 
-    store = open_store()
+    store = Store.open()
     try:
         if run_id:
             run = store.get_run(run_id)

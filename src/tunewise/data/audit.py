@@ -347,14 +347,9 @@ def _preview(text: str) -> str:
 
 
 def _store(result: AuditResult, train: Scan, evaluation: Scan | None, store) -> None:
-    from tunewise.store import file_hash
+    from tunewise.store import Store, file_hash
 
-    own = store is None
-    if own:
-        from tunewise.workspace_init import open_store
-
-        store = open_store()
-    try:
+    with Store.borrow(store) as store:
         def dataset(scan: Scan, role: str) -> str:
             found = store.find_dataset_by_hash(file_hash(scan.path))
             if found is not None:
@@ -365,9 +360,6 @@ def _store(result: AuditResult, train: Scan, evaluation: Scan | None, store) -> 
         result.eval_dataset_id = dataset(evaluation, "eval") if evaluation is not None else None
         stored = store.add_audit(result.dataset_id, result.record.to_store(), passed=result.passed, eval_dataset_id=result.eval_dataset_id)
         result.audit_id = stored.id
-    finally:
-        if own:
-            store.close()
 
 
 

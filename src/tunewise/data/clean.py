@@ -375,10 +375,9 @@ def _refuse_overwrite(source: Path, output: Path) -> None:
 
 
 def _register(path: Path, *, rows: int, rejected: int, role: str, meta: dict, parent: Path | None = None) -> str:
-    from tunewise.store import file_hash
-    from tunewise.workspace_init import open_store
+    from tunewise.store import Store, file_hash
 
-    store = open_store()
+    store = Store.open()
     try:
         parent_id = None
         if parent is not None and parent.is_file():

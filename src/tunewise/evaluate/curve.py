@@ -75,8 +75,9 @@ def learning_curve(
     elif eval_config is not None and limit is not None:
         eval_config = override(eval_config, limit=limit)
 
-    store, own = _open(store)
-    try:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         scores: list[float] = []
         lows: list[float | None] = []
         highs: list[float | None] = []
@@ -137,9 +138,6 @@ def learning_curve(
         results.plot_path = str(plot_path)
         store.update_evaluation(record.id, results=results.to_store(), report_path=str(plot_path))
         return results
-    finally:
-        if own:
-            store.close()
 
 
 def _check_sizes(sizes, train_path) -> list[int]:
@@ -188,14 +186,6 @@ def _dataset_id(store, path) -> str | None:
         return store.get_dataset(path).id
     except NotFoundError:
         return None
-
-
-def _open(store):
-    if store is not None:
-        return store, False
-    from tunewise.store import Store
-
-    return Store.open(), True
 
 
 def _reports_dir() -> Path:

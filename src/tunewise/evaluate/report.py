@@ -38,9 +38,7 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
     from tunewise.render import render_page
     from tunewise.store import Store
 
-    own = store is None
-    store = store or Store.open()
-    try:
+    with Store.borrow(store) as store:
         evaluation = _evaluation(store, evaluation_ref)
         curve = store.latest_evaluation(kind="curve")
         audit = store.latest_audit()
@@ -70,9 +68,6 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
         if evaluation is not None:
             store.update_evaluation(evaluation.id, report_path=str(html_path.resolve()))
         return html_path, md_path
-    finally:
-        if own:
-            store.close()
 
 
 def _evaluation(store, ref: str):

@@ -70,14 +70,6 @@ def iter_outputs(results: EvaluationResults) -> Iterator[OutputRow]:
             raise EvaluationError(f"{path}:{number}: not an output row of tunewise eval ({str(exc).splitlines()[0]})") from None
 
 
-def _open(store):
-    if store is not None:
-        return store, False
-    from tunewise.store import Store
-
-    return Store.open(), True
-
-
 # -- export ---------------------------------------------------------------------------------------
 
 
@@ -89,8 +81,9 @@ def export_review(
     `candidates` picks candidates by name or spec (default: every completed one); `limit` keeps the first N rows.
     Example: export_review("latest", "review/", candidates=["few-shot:smollm2-135m?k=8", "adapter:run-1a2b"], limit=50)
     """
-    store, own = _open(store)
-    try:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         evaluation = load_evaluation(store, evaluation_ref)
         results = comparison_results(evaluation)
         names = _pick(results, candidates, evaluation.id)
@@ -113,9 +106,6 @@ def export_review(
         html_path = out / f"review-{evaluation.id}.html"
         html_path.write_text(_review_html(evaluation.id, results, names, rows, csv_path.name), encoding="utf-8")
         return ReviewFiles(csv_path, html_path)
-    finally:
-        if own:
-            store.close()
 
 
 def _pick(results: EvaluationResults, wanted: list[str] | None, evaluation_id: str) -> list[str]:
@@ -165,8 +155,9 @@ def import_review(evaluation_ref: str, csv_path: str | Path, *, store=None) -> H
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise EvaluationError(f"{csv_path}: file not found")
-    store, own = _open(store)
-    try:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         evaluation = load_evaluation(store, evaluation_ref)
         results = comparison_results(evaluation)
         ratings = _read_ratings(csv_path, {c.name for c in results.candidates})
@@ -181,9 +172,6 @@ def import_review(evaluation_ref: str, csv_path: str | Path, *, store=None) -> H
         results.human_review = review
         store.update_evaluation(evaluation.id, results=results.to_store())
         return review
-    finally:
-        if own:
-            store.close()
 
 
 def _read_ratings(csv_path: Path, known: set) -> dict[str, list[tuple[str, float, str]]]:

@@ -68,12 +68,9 @@ def evaluate(
         raise EvaluationError(f"{', '.join(needing)}: need a training set (--train TRAIN) for their examples")
     contamination = _check_contamination(train, rows, config, allow_contamination, eval_path)
 
-    own_store = store is None
-    if own_store:
-        from tunewise.store import Store
+    from tunewise.store import Store
 
-        store = Store.open()
-    try:
+    with Store.borrow(store) as store:
         cache = ModelCache(store)
         _preflight(specs, cache)
         indices = stats.resample_indices(len(rows), config.bootstrap_samples, config.seed)
@@ -93,9 +90,6 @@ def evaluate(
             rows=len(rows), limit=config.limit, contamination=contamination, hardware=hardware,
         )
         return _save(store, results, outcomes, rows, config, eval_path, train_path)
-    finally:
-        if own_store:
-            store.close()
 
 
 # -- preparation -----------------------------------------------------------------------------------------

@@ -131,6 +131,24 @@ class Store:
             store.migrate()
         return store
 
+    @classmethod
+    @contextmanager
+    def borrow(cls, store: "Store | None") -> Iterator["Store"]:
+        """`store` if given (the caller keeps it open), else the workspace's store for the block.
+
+        Library functions take an optional store: a notebook or a test passes the one it holds and
+        keeps using it after the call; a command passes none and nothing should be left open. Only
+        the store opened here is closed, after the block, also when it raises.
+        """
+        if store is not None:
+            yield store
+            return
+        opened = cls.open()
+        try:
+            yield opened
+        finally:
+            opened.close()
+
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (a no-op when it is already there)."""
         from alembic import command

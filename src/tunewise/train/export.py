@@ -48,7 +48,7 @@ def export(
     serves one set of weights). The export is recorded in the run's artifacts when a run is given.
     Example: export("run-3f2a9c1b7d", "smollm2-tickets.gguf", fmt="gguf")
     """
-    from tunewise.train.local import _artifact_folder, _store
+    from tunewise.train.local import _artifact_folder
 
     if fmt not in FORMATS:
         raise TrainingError(f"export format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -84,7 +84,7 @@ def export(
             result = ExportResult(output, fmt, is_adapter, output.stat().st_size, run_id)
 
     if run_id is not None:
-        _record(run_id, result, store, _store)
+        _record(run_id, result, store)
     return result
 
 
@@ -244,17 +244,15 @@ def _run_id(run_or_path) -> str | None:
     return None
 
 
-def _record(run_id: str, result: ExportResult, store, open_store) -> None:
-    store, own = open_store(store)
-    try:
+def _record(run_id: str, result: ExportResult, store) -> None:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         run = store.get_run(run_id)
         artifacts = dict(run.artifacts or {})
         key = "gguf" if result.format == "gguf" else ("merged" if result.merged else "adapter_copy")
         artifacts[key] = str(result.path)
         store.update_run(run_id, artifacts=artifacts)
-    finally:
-        if own:
-            store.close()
 
 
 def _size(path: Path) -> int:

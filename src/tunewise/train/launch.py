@@ -132,8 +132,9 @@ def prepare_launch(
 ) -> tuple[str, TrainConfig, list[str]]:
     """Pick the run id and folder, write config.yaml, accelerate.yaml and launch.sh; return (run_id, config, command)."""
     from tunewise.config import override, save_config
+    from tunewise.store import Store
     from tunewise.store.models import new_id
-    from tunewise.train.local import CONFIG_FILE, _runs_dir, _store, resolve_dataset
+    from tunewise.train.local import CONFIG_FILE, _runs_dir, resolve_dataset
 
     if config.dataset is None:
         raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --data")
@@ -147,14 +148,10 @@ def prepare_launch(
     output_dir = Path(config.output_dir) if config.output_dir else _runs_dir() / run_id
     updates: dict[str, Any] = {"output_dir": str(output_dir.resolve())}
     # Every process reads the data itself: dataset ids become absolute paths (process 0 finds the id again by hash).
-    store, own = _store(store)
-    try:
+    with Store.borrow(store) as store:
         updates["dataset"] = str(resolve_dataset(config.dataset, store)[0].resolve())
         if config.eval_dataset:
             updates["eval_dataset"] = str(resolve_dataset(config.eval_dataset, store)[0].resolve())
-    finally:
-        if own:
-            store.close()
     if not cuda and config.threads is None:
         from tunewise.train.fast import available_cores
 
@@ -177,7 +174,7 @@ def launch(
 
     Example: run = launch(TrainConfig(dataset="train.jsonl", model="./llama-3.2-1b"), strategy="fsdp", num_processes=8)
     """
-    from tunewise.train.local import _store
+    from tunewise.store import Store
 
     run_id, config, command = prepare_launch(config, strategy=strategy, num_processes=num_processes, zero_stage=zero_stage, store=store)
     env = dict(os.environ)
@@ -196,8 +193,7 @@ def launch(
     except FileNotFoundError as exc:
         raise TrainingError(f"cannot start accelerate ({exc}); `pip install accelerate`") from exc
 
-    store, own = _store(store)
-    try:
+    with Store.borrow(store) as store:
         from tunewise.errors import NotFoundError
 
         try:
@@ -212,9 +208,6 @@ def launch(
         metrics = dict(run.metrics or {})
         metrics.update(processes=num_processes, strategy=strategy)
         return store.update_run(run_id, artifacts=artifacts, metrics=metrics)
-    finally:
-        if own:
-            store.close()
 
 
 def _free_port() -> int:

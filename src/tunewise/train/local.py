@@ -36,8 +36,9 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
     `run_id` names the run (the multi-GPU launcher picks it before starting the processes).
     Example: run = train(TrainConfig(dataset="train.jsonl", max_train_examples=400))
     """
-    store, own = _store(store)
-    try:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         if config.dataset is None:
             raise TrainingError("no training data: set train.dataset (a dataset id or a chat JSONL path) or pass --data")
         # Fail on a wrong path in a second, not after the model has been loaded (or converted from GGUF).
@@ -76,9 +77,6 @@ def train(config: TrainConfig, *, store=None, progress: bool = True, callbacks: 
         )
         store.update_run(run_id, artifacts={"config": str(config_path), "recipe": str(recipe_path)})
         return _execute(config, data, tokenizer, model_folder, store, run_id, resume_from=None, progress=progress, callbacks=callbacks)
-    finally:
-        if own:
-            store.close()
 
 
 def resume(run_id: str, *, store=None, progress: bool = True, callbacks: list | tuple = ()):
@@ -86,8 +84,9 @@ def resume(run_id: str, *, store=None, progress: bool = True, callbacks: list | 
 
     Example: run = resume("run-3f2a9c1b7d")
     """
-    store, own = _store(store)
-    try:
+    from tunewise.store import Store
+
+    with Store.borrow(store) as store:
         run = store.get_run(run_id)
         if run.provider:
             raise TrainingError(f"run {run.id} ran at provider {run.provider}: it cannot be resumed locally")
@@ -106,9 +105,6 @@ def resume(run_id: str, *, store=None, progress: bool = True, callbacks: list | 
             config, data, tokenizer, model_folder, store, run.id, resume_from=checkpoint, progress=progress, callbacks=callbacks,
             previous_wall=run.wall_seconds or 0.0,
         )
-    finally:
-        if own:
-            store.close()
 
 
 def last_checkpoint(output_dir: Path) -> Path | None:
@@ -367,14 +363,6 @@ def print_recipe(recipe, data: PreparedData) -> None:
                           f"training on {len(data.train.input_ids):,}.", highlight=False)
 
 
-def _store(store):
-    if store is not None:
-        return store, False
-    from tunewise.workspace_init import open_store
-
-    return open_store(), True
-
-
 def _runs_dir() -> Path:
     from tunewise.workspace import runs_dir
 
@@ -432,12 +420,10 @@ def _artifact_folder(run_or_path, store) -> Path:
         return Path(run_or_path)
     run = run_or_path
     if isinstance(run_or_path, str):
-        store, own = _store(store)
-        try:
+        from tunewise.store import Store
+
+        with Store.borrow(store) as store:
             run = store.get_run(run_or_path)
-        finally:
-            if own:
-                store.close()
     artifacts = run.artifacts or {}
     folder = artifacts.get("adapter") or artifacts.get("model")
     if not folder:

@@ -55,15 +55,15 @@ def _grid(config: TrainConfig, base_lr: float, base_epochs: float) -> list[dict[
 
 def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=None) -> SearchResult:
     """Train the grid (successive halving under `time_budget_minutes`), return the winner and every trial."""
+    from tunewise.store import Store
     from tunewise.store.models import new_id
-    from tunewise.train.local import _store, _tokenizer_for, plan_recipe
+    from tunewise.train.local import _tokenizer_for, plan_recipe
 
     if train_fn is None:
         from tunewise.train.local import train as train_fn
     if config.dataset is None:
         raise TrainingError("no training data: set train.dataset or pass --data")
-    store, own = _store(store)
-    try:
+    with Store.borrow(store) as store:
         # The recipe's own choice is the centre of the grid.
         tokenizer, folder = _tokenizer_for(config)
         *_, resolved, _ = plan_recipe(config, tokenizer, store, model_folder=folder)
@@ -113,9 +113,6 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
         _say(progress, f"search {search_id}: winner {winner.id} (lr {chosen['learning_rate']:g}, epochs {chosen['epochs']}, "
                        f"held-out accuracy {chosen['eval_accuracy']}, loss {chosen['eval_loss']})")
         return SearchResult(search_id, store.get_run(winner.id), trials)
-    finally:
-        if own:
-            store.close()
 
 
 def _say(progress: bool, message: str) -> None:

@@ -83,106 +83,106 @@ def train_with_provider(
     prov = provider if isinstance(provider, Provider) else get_provider(provider)
     prov.normalize_hyperparameters(hyperparameters)  # unknown names fail before anything is read or sent
     _check_retirement(prov, today or date.today(), console)
-    if store is None:
-        from tunewise.workspace_init import open_store
+    from tunewise.store import Store
 
-        store = open_store()
+    with Store.borrow(store) as store:
+        train_path, train_record = _resolve_dataset(dataset, store, role="train")
+        train_examples = load_chat_examples(train_path)
+        eval_path, eval_record, eval_examples = None, None, []
+        if eval_dataset:
+            eval_path, eval_record = _resolve_dataset(eval_dataset, store, role="eval")
+            eval_examples = load_chat_examples(eval_path)
 
-    train_path, train_record = _resolve_dataset(dataset, store, role="train")
-    train_examples = load_chat_examples(train_path)
-    eval_path, eval_record, eval_examples = None, None, []
-    if eval_dataset:
-        eval_path, eval_record = _resolve_dataset(eval_dataset, store, role="eval")
-        eval_examples = load_chat_examples(eval_path)
+        tokens = count_tokens(train_examples, model)
+        epochs, epochs_note = prov.epochs_for_estimate(hyperparameters, len(train_examples))
+        billable = tokens.total * epochs
+        price = training_price(prov.name, model, billable, price_row=price_row)
+        _show_plan(console, prov, model, train_path, len(train_examples), eval_path, len(eval_examples), tokens, epochs,
+                   epochs_note, billable, price, hyperparameters)
+        _confirm(yes, f"Start a paid fine-tuning job at {prov.title}?")
 
-    tokens = count_tokens(train_examples, model)
-    epochs, epochs_note = prov.epochs_for_estimate(hyperparameters, len(train_examples))
-    billable = tokens.total * epochs
-    price = training_price(prov.name, model, billable, price_row=price_row)
-    _show_plan(console, prov, model, train_path, len(train_examples), eval_path, len(eval_examples), tokens, epochs,
-               epochs_note, billable, price, hyperparameters)
-    _confirm(yes, f"Start a paid fine-tuning job at {prov.title}?")
-
-    config = {
-        "provider": prov.name,
-        "base_url": prov.base_url,
-        "hyperparameters": hyperparameters,
-        "dataset": str(train_path),
-        "eval_dataset": str(eval_path) if eval_path else None,
-        "estimate": {
-            "examples": len(train_examples),
-            "tokens": tokens.total,
-            "tokenizer": tokens.tokenizer,
-            "tokens_are_estimate": tokens.estimate,
-            "epochs": epochs,
-            "billable_tokens": billable,
-            "usd": price["usd"] if price else None,
-            "basis": price["basis"] if price else None,
-            "price_row": price["row"] if price else None,
-        },
-    }
-    run = store.create_run(
-        "provider",
-        base_model=model,
-        config=config,
-        dataset_id=train_record.id if train_record else None,
-        eval_dataset_id=eval_record.id if eval_record else None,
-        dataset_hash=train_record.content_hash if train_record else None,
-        provider=prov.name,
-    )
-    started = time.monotonic()
-    try:
-        training_file = prov.upload_file(train_path)
-        validation_file = prov.upload_file(eval_path) if eval_path else None
-        job = prov.create_job(
-            model=model,
-            training_file=training_file.id,
-            validation_file=validation_file.id if validation_file else None,
-            hyperparameters=hyperparameters,
+        config = {
+            "provider": prov.name,
+            "base_url": prov.base_url,
+            "hyperparameters": hyperparameters,
+            "dataset": str(train_path),
+            "eval_dataset": str(eval_path) if eval_path else None,
+            "estimate": {
+                "examples": len(train_examples),
+                "tokens": tokens.total,
+                "tokenizer": tokens.tokenizer,
+                "tokens_are_estimate": tokens.estimate,
+                "epochs": epochs,
+                "billable_tokens": billable,
+                "usd": price["usd"] if price else None,
+                "basis": price["basis"] if price else None,
+                "price_row": price["row"] if price else None,
+            },
+        }
+        run = store.create_run(
+            "provider",
+            base_model=model,
+            config=config,
+            dataset_id=train_record.id if train_record else None,
+            eval_dataset_id=eval_record.id if eval_record else None,
+            dataset_hash=train_record.content_hash if train_record else None,
+            provider=prov.name,
         )
-    except TunewiseError as exc:
-        store.update_run(run.id, status=FAILED, error=str(exc), wall_seconds=time.monotonic() - started)
-        raise
-    files = {"training_file": training_file.id, **({"validation_file": validation_file.id} if validation_file else {})}
-    store.update_run(run.id, status="running", provider_job_id=job.id, artifacts={"provider_files": files})
-    console.print(f"{prov.title} job [bold]{job.id}[/] created for run {run.id}", highlight=False)
-    if not follow:
-        return store.get_run(run.id)
-    job = follow_job(prov, job.id, run_id=run.id, store=store, console=console, poll=poll)
-    return _finish(store, run.id, prov, job, price, started)
+        started = time.monotonic()
+        try:
+            training_file = prov.upload_file(train_path)
+            validation_file = prov.upload_file(eval_path) if eval_path else None
+            job = prov.create_job(
+                model=model,
+                training_file=training_file.id,
+                validation_file=validation_file.id if validation_file else None,
+                hyperparameters=hyperparameters,
+            )
+        except TunewiseError as exc:
+            store.update_run(run.id, status=FAILED, error=str(exc), wall_seconds=time.monotonic() - started)
+            raise
+        files = {"training_file": training_file.id, **({"validation_file": validation_file.id} if validation_file else {})}
+        store.update_run(run.id, status="running", provider_job_id=job.id, artifacts={"provider_files": files})
+        console.print(f"{prov.title} job [bold]{job.id}[/] created for run {run.id}", highlight=False)
+        if not follow:
+            return store.get_run(run.id)
+        job = follow_job(prov, job.id, run_id=run.id, store=store, console=console, poll=poll)
+        return _finish(store, run.id, prov, job, price, started)
 
 
 def follow_provider_run(run_ref: str, *, store=None, console: Console | None = None, poll: PollSettings | None = None):
     """Follow a provider run again (after Ctrl-C, a timeout or `follow=False`) until its job ends."""
+    from tunewise.store import Store
     from tunewise.train.providers import get_provider
 
-    store = store or _open_store()
-    run = store.get_run(run_ref)
-    if run.kind != "provider" or not run.provider_job_id:
-        raise ConfigError(f"run {run.id} is not a provider job")
-    prov = get_provider(run.provider)
-    seen = {step.values.get("key") for step in store.run_steps(run.id)}
-    started = time.monotonic()
-    job = follow_job(prov, run.provider_job_id, run_id=run.id, store=store, console=console or _err_console(),
-                     poll=poll or PollSettings(), seen=seen)
-    estimate = (run.config or {}).get("estimate") or {}
-    price = ({"usd": estimate["usd"], "basis": estimate.get("basis"), "row": estimate.get("price_row")}
-             if estimate.get("usd") is not None else None)
-    return _finish(store, run.id, prov, job, price, started)
+    with Store.borrow(store) as store:
+        run = store.get_run(run_ref)
+        if run.kind != "provider" or not run.provider_job_id:
+            raise ConfigError(f"run {run.id} is not a provider job")
+        prov = get_provider(run.provider)
+        seen = {step.values.get("key") for step in store.run_steps(run.id)}
+        started = time.monotonic()
+        job = follow_job(prov, run.provider_job_id, run_id=run.id, store=store, console=console or _err_console(),
+                         poll=poll or PollSettings(), seen=seen)
+        estimate = (run.config or {}).get("estimate") or {}
+        price = ({"usd": estimate["usd"], "basis": estimate.get("basis"), "row": estimate.get("price_row")}
+                 if estimate.get("usd") is not None else None)
+        return _finish(store, run.id, prov, job, price, started)
 
 
 def cancel_provider_run(run_ref: str, *, store=None):
     """Ask the provider to cancel a run's job; the run becomes `cancelled` once the provider says so."""
+    from tunewise.store import Store
     from tunewise.train.providers import get_provider
 
-    store = store or _open_store()
-    run = store.get_run(run_ref)
-    if run.kind != "provider" or not run.provider_job_id:
-        raise ConfigError(f"run {run.id} is not a provider job")
-    job = get_provider(run.provider).cancel_job(run.provider_job_id)
-    if job.status == CANCELLED:
-        return store.update_run(run.id, status=CANCELLED)
-    return store.get_run(run.id)
+    with Store.borrow(store) as store:
+        run = store.get_run(run_ref)
+        if run.kind != "provider" or not run.provider_job_id:
+            raise ConfigError(f"run {run.id} is not a provider job")
+        job = get_provider(run.provider).cancel_job(run.provider_job_id)
+        if job.status == CANCELLED:
+            return store.update_run(run.id, status=CANCELLED)
+        return store.get_run(run.id)
 
 
 def follow_job(
@@ -498,9 +498,3 @@ def _err_console() -> Console:
     from tunewise.console import err_console
 
     return err_console
-
-
-def _open_store():
-    from tunewise.workspace_init import open_store
-
-    return open_store()
