@@ -282,7 +282,8 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
         answers = Path(__file__).resolve().parent / "sample" / "demo-answers.yaml"
         shutil.copyfile(answers, root / "answers.yaml")
-        advice = advise(store, root / "answers.yaml", thresholds=load_config().data.thresholds)
+        settings = load_config()  # the demo workspace's, as `tunewise advise` would read them
+        advice = advise(store, root / "answers.yaml", config=settings.advise, thresholds=settings.data.thresholds)
         result.advice = advice.title
         console.print(Markdown(advice.to_markdown()))
         return advice, f"advice: {advice.title}"

@@ -6,6 +6,7 @@ import html
 import json
 import re
 
+import markupsafe
 import pytest
 
 from .conftest import stored
@@ -21,18 +22,17 @@ def by_kind(results, kind):
     return next(c for c in results.candidates if c.kind == kind)
 
 
-def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, tmp_path, real_comparison, real_curve):
+def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, tmp_path, real_workspace, real_comparison, real_curve,
+                                                                       tiny_model_dir):
+    from tunewise.data.audit import audit
     from tunewise.evaluate.report import write_report
     from tunewise.evaluate.review import iter_outputs
 
     results = real_comparison
     evaluation = stored(store, results, tmp_path)
     stored(store, real_curve, tmp_path)
-    data = tmp_path / "train.jsonl"
-    data.write_text('{"messages": []}\n')
-    dataset = store.add_dataset(data, format="chat", rows=1)
-    store.add_audit(dataset.id, {"rows": 1200, "rows_rejected": 7, "pii": {"rows": 31, "matches": 40},
-                                 "readiness": {"level": "ok", "verdict": "ready for a LoRA experiment"}}, passed=True)
+    folder, _ = real_workspace
+    audited = audit(folder / "train.jsonl", eval_path=folder / "eval.jsonl", model=str(tiny_model_dir), store=store, progress=False)
 
     html_path, md_path = write_report(tmp_path / "report", store=store)
     page = html_path.read_text(encoding="utf-8")
@@ -67,7 +67,9 @@ def test_report_is_self_contained_and_has_the_verdict_table_and_sections(store, 
     assert "amortised ms / request" in page
     # Learning curve, audit, decision.
     assert real_curve.statement in md and "<h2>Learning curve</h2>" in page
-    assert "1,200 kept, 7 rejected" in md and "ready for a LoRA experiment" in page
+    summary = audited.record
+    assert f"{summary.rows:,} kept, {summary.rows_rejected:,} rejected" in md
+    assert str(markupsafe.escape(summary.readiness.verdict)) in page
     assert "## Decision" in md
     assert store.get_evaluation(evaluation.id).report_path == str(html_path.resolve())
 

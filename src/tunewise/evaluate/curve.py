@@ -358,7 +358,7 @@ def plot_curve(results: CurveResults) -> bytes:
     scores = np.asarray(results.scores, dtype=float)
     if all(v is not None for v in [*results.low, *results.high]):
         yerr = np.vstack([scores - np.asarray(results.low, float), np.asarray(results.high, float) - scores]).clip(min=0)
-        ax.errorbar(sizes, scores, yerr=yerr, fmt="o", color="#1f5fa8", capsize=3, label=f"measured ({results.confidence:.0%} CI)")
+        ax.errorbar(sizes, scores, yerr=yerr, fmt="o", color="#1f5fa8", capsize=3, label="measured (" + (f"{results.confidence:.0%} CI" if results.confidence is not None else "CI") + ")")
     else:
         ax.plot(sizes, scores, "o", color="#1f5fa8", label="measured")
     top = sizes.max()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from tunewise.errors import EvaluationError, NotFoundError, StoreError, TunewiseError
 from tunewise.evaluate.review import comparison_results, iter_outputs, load_evaluation
@@ -401,32 +400,29 @@ def _audit(audit) -> Section:
     section = Section("Data audit")
     if audit is None:
         return section.note("No data audit yet: run `tunewise data audit TRAIN --eval EVAL`.")
-    s: dict[str, Any] = audit.summary or {}
-    tokens, pii, dup = s.get("tokens") or {}, s.get("pii") or {}, s.get("duplicates") or {}
-    contamination, labels = s.get("contamination") or {}, s.get("labels") or {}
-    readiness = s.get("readiness") or {}
-    f = _fact
+    from tunewise.records.audit import AuditSummary
+
+    try:
+        s = AuditSummary.from_store(audit.summary, where=f"audit {audit.id}")
+    except StoreError as exc:
+        return section.note(str(exc))
+    f, tokens, pii, dup, labels = _fact, s.tokens, s.pii, s.duplicates, s.labels
     facts = [
-        ("rows", f"{f(s.get('rows'))} kept, {f(s.get('rows_rejected', 0))} rejected (quarantined)"),
-        ("tokens", f"{f(tokens.get('total'))} total, median {f(tokens.get('median'))}, p95 {f(tokens.get('p95'))}, "
-                   f"{f(tokens.get('over_limit', 0))} over the {f(tokens.get('context_limit'))}-token limit"),
-        ("PII", f"{f(pii.get('rows', 0))} rows, {f(pii.get('matches', 0))} matches" + (f" ({_pairs(pii.get('by_type'))})" if pii.get("by_type") else "")),
-        ("duplicates", f"{f(dup.get('exact_clusters', 0))} exact and {f(dup.get('near_clusters', 0))} near clusters, "
-                       f"{f(dup.get('removable', 0))} removable rows"),
-        ("contamination", f"{f(contamination.get('hits', 0))} hits, {f(contamination.get('eval_rows_affected', 0))} eval rows affected"),
+        ("rows", f"{f(s.rows)} kept, {f(s.rows_rejected)} rejected (quarantined)"),
+        ("tokens", f"{f(tokens.total)} total, median {f(tokens.median)}, p95 {f(tokens.p95)}, "
+                   f"{f(tokens.over_limit)} over the {f(tokens.context_limit)}-token limit"),
+        ("PII", f"{f(pii.rows)} rows, {f(pii.matches)} matches" + (f" ({_pairs(pii.by_type)})" if pii.by_type else "")),
+        ("duplicates", f"{f(dup.exact_clusters)} exact and {f(dup.near_clusters)} near clusters, {f(dup.removable)} removable rows"),
+        ("contamination", f"{f(s.contamination.hits)} hits, {f(s.contamination.eval_rows_affected)} eval rows affected"),
     ]
-    if labels.get("is_classification"):
-        mislabeled = labels.get("suspected_mislabeled", 0)
-        mislabeled = len(mislabeled) if isinstance(mislabeled, list) else mislabeled
-        text = f"{f(labels.get('n_classes'))} classes, imbalance ratio {f(labels.get('imbalance_ratio'))}, {f(mislabeled)} suspected mislabels"
-        if labels.get("kappa") is not None:
-            text += f", kappa {f(labels['kappa'])}"
+    if labels.is_classification:
+        text = f"{f(labels.n_classes)} classes, imbalance ratio {f(labels.imbalance_ratio)}, {f(labels.suspected_mislabeled)} suspected mislabels"
+        if labels.kappa is not None:
+            text += f", kappa {f(labels.kappa)}"
         facts.append(("labels", text))
-    if readiness:
-        facts.append(("readiness", f"{readiness.get('level', '')}: {readiness.get('verdict', '')}"))
-    costs = s.get("cost_estimates") or []
-    if costs:
-        facts.append(("training cost", "; ".join(f"{c.get('model')} ${c.get('usd') or 0:,.2f}" for c in costs[:5])))
+    facts.append(("readiness", f"{s.readiness.level}: {s.readiness.verdict}"))
+    if s.cost_estimates:
+        facts.append(("training cost", "; ".join(f"{c.model} ${c.usd:,.2f}" for c in s.cost_estimates[:5])))
     section.text(f"Audit {audit.id} ({'passed' if audit.passed else 'blocking problems found'}).")
     return section.table(Table(["check", "result"], [[k, v] for k, v in facts]))
 
