@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
@@ -70,17 +71,32 @@ def test_every_command_reads_and_writes_the_configured_store(elsewhere, tmp_path
         return result.output
 
     assert str(elsewhere) in ok("status")
+    export = tmp_path / "tickets.csv"
+    export.write_text("body,team\n" + "".join(f"ticket {i} {LABELS[i % 4]} words,{LABELS[i % 4]}\n" for i in range(40)), encoding="utf-8")
+    ok("data", "import", str(export), "--text-column", "body", "--label-column", "team", "-o", str(tmp_path / "tickets.jsonl"))
+    ok("data", "clean", str(tmp_path / "tickets.jsonl"), "--dedup", "-o", str(tmp_path / "tickets.clean.jsonl"))
+    ok("data", "split", str(tmp_path / "tickets.clean.jsonl"), "--eval-size", "8")
+    assert _count(elsewhere, "datasets") >= 4  # imported, cleaned, and the two halves of the split
     ok("data", "audit", str(train), "--eval", str(evals))
     assert _count(elsewhere, "audits") == 1
 
     ok("train", "--data", str(train), "--eval-data", str(evals))
     (run,) = Store.open(f"sqlite:///{elsewhere}").list_runs()
-    assert run.status == "completed"
+    assert run.status == "completed" and run.id in ok("runs")
+    ok("export", run.id, "--merge", "-o", str(tmp_path / "merged"))
+    assert "merged" in Store.open(f"sqlite:///{elsewhere}").get_run(run.id).artifacts
 
     # The evaluation must find the run that `train` just wrote: before one opener, it looked in the default store.
     ok("eval", "--data", str(evals), "--train", str(train), "-c", f"adapter:{run.id}", "-c", "classic:tfidf")
     ok("eval", "curve", "--data", str(train), "--eval", str(evals), "--sizes", "16,32")
     ok("eval", "export-review", "-o", str(tmp_path / "review"), "--limit", "3")
+    (sheet,) = (tmp_path / "review").glob("review-*.csv")
+    with sheet.open(encoding="utf-8", newline="") as handle:
+        table = list(csv.reader(handle))
+    table[1][table[0].index("rating: classic:tfidf")] = "4"
+    with sheet.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(table)
+    ok("eval", "import-review", str(sheet))
     answers = tmp_path / "answers.yaml"
     answers.write_text(yaml.safe_dump({"requests_per_month": 100_000, "cost_per_error_usd": 0.05}), encoding="utf-8")
     ok("advise", "--answers", str(answers))
@@ -88,4 +104,6 @@ def test_every_command_reads_and_writes_the_configured_store(elsewhere, tmp_path
 
     assert _count(elsewhere, "runs") >= 3  # the run and the curve's two points
     assert _count(elsewhere, "evaluations") >= 2 and _count(elsewhere, "decisions") == 1
+    with sqlite3.connect(elsewhere) as connection:
+        assert connection.execute("select count(*) from evaluations where results like '%human_review%rows_rated%'").fetchone()[0] == 1
     assert not (isolated_workspace / ".tunewise" / "tunewise.db").exists()
