@@ -165,18 +165,15 @@ def measured_facts(found: dict[str, Any], config: AdviseConfig, bars: Thresholds
             measured("baseline_latency_p50_ms", base.get("latency_p50_ms"), f"{where}: {base['name']}, request by request")
             measured("baseline_amortized_ms", base.get("amortized_ms_per_request"),
                      f"{where}: {base['name']} ran batched: wall time / requests, throughput rather than latency")
-        if compare.get("best_prompt"):
-            p = compare["best_prompt"]
-            measured("best_prompt", f"{p['name']} {compare['metric']} {p['value']:.3f}", where)
+        for group in ("best_prompt", "best_finetuned", "classic"):
+            if compare.get(group):
+                best = compare[group]
+                measured(group, f"{best['name']} {compare['metric']} {best['value']:.3f}", where)
         if compare.get("best_finetuned"):
-            t = compare["best_finetuned"]
-            measured("best_finetuned", f"{t['name']} {compare['metric']} {t['value']:.3f}", where)
             measured("finetune_gain", compare.get("finetune_gain"), f"{where}: vs {compare.get('finetune_vs')}")
             measured("finetune_significant", compare.get("finetune_significant"),
                      f"{where}: p={compare.get('finetune_p_value')} vs {compare.get('finetune_comparison_vs')}")
         if compare.get("classic"):
-            c = compare["classic"]
-            measured("classic", f"{c['name']} {compare['metric']} {c['value']:.3f}", where)
             measured("classic_matches", compare.get("classic_matches"), f"{where}: within {config.classic_margin:g} of the best LLM")
         measured("retrieval_helps", compare.get("retrieval_helps"), where)
         measured("prompt_candidates", compare.get("prompt_candidates"), where)
