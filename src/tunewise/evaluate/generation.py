@@ -15,6 +15,10 @@ Why each piece:
 - classification stops a row as soon as its reply has completed a label (`LabelStop`), or, with
   `decoding="constrained"`, only lets the model spell a label (`LabelTrie`), so no row generates chat.
 
+Serving (`tunewise.serve.local`) drives the same code with per-row `RowOptions` (an adapter per row in one
+forward pass, sampling, stop strings, a token limit) and `on_token`, which streams each row's text as it
+grows and lets a disconnected client's row stop early.
+
 `generate_sequential` is the naive reference (one `generate` call per prompt) used by tests and
 `bench/eval_speed.py` to check that the fast path gives the same greedy outputs.
 """
@@ -46,6 +50,28 @@ class Generation:
     tokens_out: int
     seconds: float  # wall time of the batch this row was generated in (what the request waited)
     batch_size: int = 1
+    finish_reason: str = "stop"  # "stop" (EOS, a completed label or a stop string) or "length", as OpenAI names them
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """How one row is decoded when it is served; evaluation leaves every row at these defaults (greedy).
+
+    `adapter` is the name of a LoRA adapter loaded in the model (None: the model as it is; "__base__": the
+    base with adapters off); rows of different adapters share one forward pass (PEFT's `adapter_names`).
+    """
+
+    adapter: str | None = None
+    max_new_tokens: int | None = None  # at most the call's max_new_tokens
+    temperature: float = 0.0  # 0 is greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+# on_token(row, delta, finish_reason): `row` indexes the prompts; `finish_reason` is set on a row's last call.
+# Returning False stops the row (its client went away).
+TokenCallback = Callable[[int, str, "str | None"], "bool | None"]
 
 
 def render_prompts(tokenizer, prompts: list[list[dict]]) -> list[list[int]]:
@@ -162,11 +188,14 @@ def generate_batched(
     decoding: str = "free",
     prefix_cache: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    options: list[RowOptions] | None = None,
+    on_token: TokenCallback | None = None,
 ) -> list[Generation]:
     """Greedy replies for many prompts, in input order (see the module docstring for how it is fast).
 
     `batch_size` is the number of rows per prefill pass; decoding runs on groups of up to DECODE_CACHE_BYTES
     of KV cache. Each row's `seconds` is the wall time of its group and `batch_size` the group's rows.
+    `options` (one per prompt) and `on_token` are for serving: see `RowOptions` and `TokenCallback`.
 
     Example: outs = generate_batched(model, tok, [[{"role": "user", "content": "hi"}]], max_new_tokens=8)
     """
@@ -177,11 +206,17 @@ def generate_batched(
     ids = prompts if isinstance(prompts[0][0], int) else render_prompts(tokenizer, prompts)  # type: ignore[index]
     config = _generation_config(model, tokenizer, max_new_tokens)
     device = next(model.parameters()).device
-    prefix_len = _shared_prefix(ids) if prefix_cache and len(ids) > 1 else 0
+    if options is not None and len(options) != len(ids):
+        raise ValueError(f"{len(options)} row options for {len(ids)} prompts")
+    adapters = [o.adapter for o in options] if options and any(o.adapter is not None for o in options) else None
+    # A shared prefix's KV cache depends on the adapter, so it is shared only when every row has the same one.
+    shared = prefix_cache and len(ids) > 1 and (adapters is None or len(set(adapters)) == 1)
+    prefix_len = _shared_prefix(ids) if shared else 0
     base_cache = None
     if prefix_len >= MIN_SHARED_PREFIX:
+        extra = {"adapter_names": adapters[:1]} if adapters else {}
         with torch.inference_mode():
-            base_cache = model(torch.tensor([ids[0][:prefix_len]], device=device), use_cache=True, logits_to_keep=1).past_key_values
+            base_cache = model(torch.tensor([ids[0][:prefix_len]], device=device), use_cache=True, logits_to_keep=1, **extra).past_key_values
     else:
         prefix_len = 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
@@ -200,13 +235,16 @@ def generate_batched(
     results: list[Generation | None] = [None] * len(ids)
     for group, cache_len in groups:
         started = time.perf_counter()
+        control = None
+        if options is not None or on_token is not None:
+            control = _RowControl(tokenizer, group, [options[i] for i in group] if options else None, config, on_token, device)
         replies = _generate_group(
             model, tokenizer, [ids[i] for i in group], prefix_len, base_cache, config, batch_size, labels, decoding,
-            device, buffers.views(len(group), cache_len),
+            device, buffers.views(len(group), cache_len), [adapters[i] for i in group] if adapters else None, control,
         )
         seconds = time.perf_counter() - started
-        for index, (text, n_out) in zip(group, replies):
-            results[index] = Generation(text, len(ids[index]), n_out, seconds, len(group))
+        for index, (text, n_out, finish) in zip(group, replies):
+            results[index] = Generation(text, len(ids[index]), n_out, seconds, len(group), finish)
         if on_batch:
             on_batch(len(group))
     return results  # type: ignore[return-value]
@@ -275,9 +313,10 @@ def _buffer_cache(group_kv: list[tuple], filled: int):
     return Cache(layers=[BufferLayer(keys, values) for keys, values in group_kv])
 
 
-def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device, group_kv):
+def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batch_size, labels, decoding, device, group_kv,
+                    adapters=None, control=None):
     """Prefill `rows` (sorted longest first) in the batches `_prefill_batches` picks, then decode them all
-    together.
+    together (`adapters`: one adapter name per row, passed to every forward pass as PEFT's `adapter_names`).
 
     Cache layout of every row: [shared prefix | padding | own suffix | generated tokens], the padding masked
     out, position ids counting only real tokens; `group_kv` (per layer (keys, values), rows x heads x
@@ -301,7 +340,7 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
             input_ids = torch.tensor([[config.pad_token_id] * (own - len(s)) + s for s in suffixes], device=device)
             batch_mask = torch.tensor([[1] * prefix_len + [0] * (own - len(s)) + [1] * len(s) for s in suffixes], device=device)
             positions = (batch_mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
-            kwargs = {}
+            kwargs = {"adapter_names": adapters[start : start + size]} if adapters else {}
             if base_cache is not None:
                 cache = copy.deepcopy(base_cache)
                 if len(batch) > 1:
@@ -325,7 +364,8 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
                 cache.update(keys[:, :, :length], values[:, :, :length], layer)
         else:
             cache = _buffer_cache(group_kv, length)
-        return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding)
+        forward = {"adapter_names": adapters} if adapters else {}
+        return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding, forward, control)
 
 
 def _prefill_batches(lengths: list[int], batch_size: int, overhead: int) -> list[int]:
@@ -366,9 +406,10 @@ def _layer_tensors(cache):
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels, decoding):
+def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels, decoding, forward=None, control=None):
     """Greedy decoding of a prefilled group, one token for every row per step, with the same stopping
-    rules as `generate`: EOS, a completed label (`LabelStop`), or max_new_tokens."""
+    rules as `generate`: EOS, a completed label (`LabelStop`), or max_new_tokens. A `_RowControl` adds
+    per-row sampling, limits, stop strings and streaming for serving."""
     import torch
 
     n = mask.shape[0]
@@ -384,12 +425,13 @@ def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels,
             with torch.inference_mode():
                 logits = model(
                     input_ids=generated[:, -1:], attention_mask=mask[:, : length + step], position_ids=positions[:, None],
-                    past_key_values=cache, use_cache=True, logits_to_keep=1,
+                    past_key_values=cache, use_cache=True, logits_to_keep=1, **(forward or {}),
                 ).logits[:, -1, :].float()
             positions = positions + 1
         if trie is not None:
             logits = trie(generated, logits)
-        tokens = torch.where(done, config.pad_token_id, logits.argmax(-1))
+        picked = logits.argmax(-1) if control is None else control.pick(logits, done)
+        tokens = torch.where(done, config.pad_token_id, picked)
         generated = torch.cat([generated, tokens[:, None]], dim=1)
         done |= torch.isin(tokens, eos)
         if stop is not None:
@@ -397,9 +439,134 @@ def _decode_group(model, tokenizer, cache, mask, length, logits, config, labels,
             texts = tokenizer.batch_decode(generated[open_rows].tolist(), skip_special_tokens=True)
             for row, text in zip(open_rows, texts):
                 done[row] = stop.complete(text)
+        if control is not None:
+            control.after_step(step, generated, done)
         if bool(done.all()):
             break
-    return [_decode(tokenizer, row, config.eos_token_id, config.pad_token_id) for row in generated.tolist()]
+    replies = [_decode(tokenizer, row, config.eos_token_id, config.pad_token_id) for row in generated.tolist()]
+    if control is not None:
+        return control.finish(replies)
+    return [(text, n_out, "length" if n_out >= config.max_new_tokens else "stop") for text, n_out in replies]
+
+
+class _RowControl:
+    """Per-row decoding for serving: sampling, each row's token limit, stop strings, streamed deltas, cancel.
+
+    Streamed text is the row's text so far, stripped at the start as the final text is, holding back what a
+    later token could still change: a partial UTF-8 character (decoded as U+FFFD), the start of a stop
+    string, trailing whitespace (the final text is stripped). So the deltas of a row add up to its text.
+    """
+
+    def __init__(self, tokenizer, indices, options, config, on_token, device):
+        import torch
+
+        self.tokenizer, self.indices, self.on_token = tokenizer, indices, on_token
+        self.options = options or [RowOptions() for _ in indices]
+        self.limits = [min(o.max_new_tokens or config.max_new_tokens, config.max_new_tokens) for o in self.options]
+        self.emitted = [""] * len(indices)
+        self.final: list[tuple[str, int, str] | None] = [None] * len(indices)
+        self.cancelled = [False] * len(indices)
+        self.eos = set(config.eos_token_id) | {config.pad_token_id}
+        self.sampled = [row for row, o in enumerate(self.options) if o.temperature > 0]
+        self.generators = {}
+        for row in self.sampled:
+            seed = self.options[row].seed
+            generator = torch.Generator(device=device)
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+            self.generators[row] = generator
+        self.watch = bool(on_token) or any(o.stop for o in self.options)
+
+    def pick(self, logits, done):
+        import torch
+
+        tokens = logits.argmax(-1)
+        for row in self.sampled:
+            if bool(done[row]):
+                continue
+            option = self.options[row]
+            probs = torch.softmax(logits[row] / option.temperature, dim=-1)
+            if option.top_p < 1:
+                # nucleus: keep the most likely tokens whose mass reaches top_p (at least one)
+                ordered, order = probs.sort(descending=True)
+                outside = ordered.cumsum(-1) - ordered > option.top_p
+                ordered[outside] = 0
+                probs = torch.zeros_like(probs).scatter_(0, order, ordered)
+            tokens[row] = torch.multinomial(probs, 1, generator=self.generators[row])[0]
+        return tokens
+
+    def _cut_at_stop(self, row, text):
+        """The text before the first stop string, and whether one was found."""
+        cuts = [text.find(s) for s in self.options[row].stop if s and s in text]
+        return (text[: min(cuts)], True) if cuts else (text, False)
+
+    def _held_back(self, row, text):
+        """The part of `text` that is safe to stream now."""
+        text = text.lstrip()
+        cut = len(text)
+        while cut and text[cut - 1] == "\ufffd":
+            cut -= 1
+        for s in self.options[row].stop:
+            for size in range(min(len(s) - 1, cut), 0, -1):
+                if text[:cut].endswith(s[:size]):
+                    cut -= size
+                    break
+        return text[:cut].rstrip()
+
+    def _emit(self, row, delta, finish):
+        if self.on_token is None or self.cancelled[row]:
+            return
+        if self.on_token(self.indices[row], delta, finish) is False:
+            self.cancelled[row] = True
+
+    def after_step(self, step, generated, done):
+        open_rows = [row for row in range(len(self.indices)) if self.final[row] is None]
+        if not open_rows:
+            return
+        texts = self.tokenizer.batch_decode(generated[open_rows].tolist(), skip_special_tokens=True) if self.watch else None
+        for position, row in enumerate(open_rows):
+            tokens = generated[row].tolist()
+            finish = None
+            if bool(done[row]):
+                finish = "stop"
+            elif step + 1 >= self.limits[row]:
+                finish = "length"
+            text = texts[position] if texts is not None else None
+            if text is not None and self.options[row].stop:
+                text, found = self._cut_at_stop(row, text)
+                if found:
+                    finish = "stop"
+            if self.cancelled[row]:
+                finish = finish or "cancelled"
+            if finish is None:
+                if self.on_token is not None:
+                    safe = self._held_back(row, text)
+                    if safe.startswith(self.emitted[row]) and len(safe) > len(self.emitted[row]):
+                        self._emit(row, safe[len(self.emitted[row]) :], None)
+                        self.emitted[row] = safe
+                if not self.cancelled[row]:
+                    continue
+                finish = "cancelled"
+            done[row] = True
+            n_out = next((i for i, t in enumerate(tokens) if t in self.eos), len(tokens))
+            if text is None or not self.options[row].stop:
+                text = self.tokenizer.decode(tokens[:n_out], skip_special_tokens=True)
+            self._finish(row, text.strip(), n_out, finish)
+
+    def _finish(self, row, text, n_out, finish):
+        self.final[row] = (text, n_out, finish)
+        rest = text[len(self.emitted[row]) :] if text.startswith(self.emitted[row]) else ""
+        self._emit(row, rest, finish)
+
+    def finish(self, replies):
+        """Rows still open when the group stopped (the call's max_new_tokens) end on "length"."""
+        for row, (text, n_out) in enumerate(replies):
+            if self.final[row] is None:
+                text = self._cut_at_stop(row, text)[0].strip() if self.options[row].stop else text
+                self._finish(row, text, n_out, "length")
+        return self.final
 
 
 def _decode(tokenizer, new_tokens: list[int], eos_ids: list[int], pad_id: int) -> tuple[str, int]:
@@ -451,4 +618,4 @@ def label_token_budget(tokenizer, labels: list[str], slack: int) -> int:
     return longest + slack
 
 
-__all__ = ["Generation", "generate_batched", "generate_sequential", "render_prompts", "LabelStop", "LabelTrie", "label_token_budget"]
+__all__ = ["Generation", "RowOptions", "TokenCallback", "generate_batched", "generate_sequential", "render_prompts", "LabelStop", "LabelTrie", "label_token_budget"]
