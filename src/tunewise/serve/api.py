@@ -1,0 +1,480 @@
+"""The HTTP gateway of `tunewise serve`: an OpenAI-compatible API in front of one or more backends.
+
+The gateway owns what every backend would otherwise repeat: API keys, body and prompt limits, queue
+back-pressure (429), the error object, server-sent events and metrics. Backends (`tunewise.serve.backend`)
+only see validated requests for names they serve.
+
+Every error, from a bad field to an unexpected exception, reaches the client as the OpenAI error object;
+a traceback never does (it goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import orjson
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from tunewise.serve.backend import Backend, ModelCard
+from tunewise.serve.config import ServeConfig
+from tunewise.serve.keys import KeyRing
+from tunewise.serve.metrics import UNKNOWN_MODEL, ServeMetrics
+from tunewise.serve.protocol import APIError, ChatCompletionRequest, model_not_found
+
+log = logging.getLogger(__name__)
+
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Union members and validator wrappers that pydantic adds to an error's location: not part of the field path.
+_LOC_TAGS = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not buffer a token stream
+
+
+class RateLimited(APIError):
+    """A 429 that tells the client when to retry."""
+
+    def __init__(self, message: str, *, retry_after: int = 1):
+        super().__init__(429, message, code="rate_limit_exceeded")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class Router:
+    """Served name → backend, read from each backend's `models()` on every lookup (adapters come and go)."""
+
+    def __init__(self, backends: Iterable[Backend]):
+        self.backends = list(backends)
+        self._first_seen: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self.table(strict=True)
+
+    def table(self, *, strict: bool = False) -> dict[str, tuple[Backend, ModelCard]]:
+        table: dict[str, tuple[Backend, ModelCard]] = {}
+        for backend in self.backends:
+            for card in backend.models():
+                if card.id in table:
+                    other = table[card.id][0]
+                    message = f"the model name {card.id!r} is served by two backends ({other.name} and {backend.name}); rename one"
+                    if strict:
+                        raise ValueError(message)
+                    # At run time the load route refuses such names; if a backend made one anyway, the first wins.
+                    if card.id not in self._warned:
+                        self._warned.add(card.id)
+                        log.warning("%s; %s answers it", message, other.name)
+                    continue
+                table[card.id] = (backend, card)
+        return table
+
+    def resolve(self, name: str) -> tuple[Backend, ModelCard]:
+        found = self.table().get(name)
+        if found is None:
+            raise model_not_found(name)
+        return found
+
+    def created(self, name: str) -> int:
+        """When a name was first served: the start for the configured ones, the load time for adapters."""
+        return self._first_seen.setdefault(name, int(time.time()))
+
+    def forget(self, name: str) -> None:
+        self._first_seen.pop(name, None)  # a later load of the same name is a new model
+
+    def cards(self) -> list[dict]:
+        return [card.to_openai(self.created(name)) for name, (_, card) in self.table().items()]
+
+    def adapter_loader(self) -> Backend:
+        for backend in self.backends:
+            if backend.loads_adapters:
+                return backend
+        raise APIError(400, "no backend of this server loads adapters at run time (serve a local base model)", param="lora_name")
+
+
+class LoadAdapterBody(BaseModel):
+    model_config = ConfigDict(extra="allow")  # vLLM clients may send load_inplace and the like
+    lora_name: str
+    lora_path: str
+
+
+class UnloadAdapterBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    lora_name: str
+    lora_int_id: int | None = None
+
+
+class _GuardedRoute(APIRoute):
+    """Turns an unexpected exception into the 500 error object here, where the exception handlers answer it,
+    instead of in Starlette's outermost middleware, which answers and then re-raises it into the server."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (APIError, StarletteHTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                return _error_response(_internal(exc))
+
+        return guarded
+
+
+class _ClosingStreamingResponse(StreamingResponse):
+    """Closes its iterator however the response ends, so that a client that hangs up frees the backend's row
+    now instead of whenever the garbage collector finalizes the generator."""
+
+    async def stream_response(self, send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            await self.body_iterator.aclose()
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # a hang-up mid-stream is the client's choice, not a server error to log with a traceback
+
+
+def create_app(backends: list[Backend], config: ServeConfig | None = None, *, keys: KeyRing | None = None) -> FastAPI:
+    """The ASGI app serving `backends`; `keys` set means every /v1 route needs `Authorization: Bearer <key>`."""
+    config = config or ServeConfig()
+    router = Router(backends)
+    for name in router.table():
+        router.created(name)
+
+    def queue_depths():
+        for name, (backend, _) in router.table().items():
+            yield name, backend.queue_depth()
+
+    metrics = ServeMetrics(queue_depths=queue_depths)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        started: list[Backend] = []
+        try:
+            for backend in router.backends:
+                await backend.start()
+                started.append(backend)
+            yield
+        finally:
+            for backend in reversed(started):
+                try:
+                    await backend.close()
+                except Exception:
+                    log.exception("closing the %s backend failed", backend.name)
+
+    app = FastAPI(title="tunewise serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.route_class = _GuardedRoute
+    app.state.router, app.state.metrics, app.state.config = router, metrics, config
+    _install_error_handlers(app)
+
+    async def require_key(request: Request) -> None:
+        if keys is None:
+            return
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise APIError(401, "Missing API key: send the header 'Authorization: Bearer <key>'", code="invalid_api_key")
+        if not keys.check(presented.strip()):
+            raise APIError(401, "Incorrect API key provided", code="invalid_api_key")
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], route_class=_GuardedRoute)
+
+    @v1.get("/models")
+    async def list_models():
+        return {"object": "list", "data": router.cards()}
+
+    @v1.get("/models/{model:path}")
+    async def get_model(model: str):
+        _, card = router.resolve(model)
+        return card.to_openai(router.created(model))
+
+    @v1.post("/chat/completions")
+    async def chat_completions(request: Request):
+        started = time.perf_counter()
+        label = UNKNOWN_MODEL
+        try:
+            req = _validate(ChatCompletionRequest, await _read_json(request, config.max_body_bytes))
+            backend, _ = router.resolve(req.model)
+            label = req.model
+            _check_limits(req, config)
+            if backend.queue_depth() >= config.max_queue:
+                raise RateLimited(f"the server is busy: {config.max_queue} requests are queued for {req.model!r}; retry shortly")
+            if req.stream:
+                return await _open_stream(backend, req, label, started, config, metrics)
+            try:
+                async with asyncio.timeout(config.request_timeout_s):
+                    result = await backend.complete(req)
+            except TimeoutError:
+                raise _timed_out(config) from None
+        except APIError as err:
+            metrics.observe(label, err.status, time.perf_counter() - started, error_type=err.type)
+            raise
+        except Exception as exc:
+            metrics.observe(label, 500, time.perf_counter() - started, error_type="server_error")
+            raise _internal(exc) from exc
+        metrics.observe(label, 200, time.perf_counter() - started, usage=result.get("usage"))
+        return JSONResponse(result, headers={"x-request-id": str(result["id"])} if result.get("id") else None)
+
+    @v1.post("/load_lora_adapter")
+    async def load_lora_adapter(request: Request):
+        body = _validate(LoadAdapterBody, await _read_json(request, config.max_body_bytes))
+        name = _adapter_name(body.lora_name)
+        loader = router.adapter_loader()
+        owner = router.table().get(name)
+        if owner is not None and owner[0] is not loader:
+            raise APIError(400, f"the name {name!r} is already served by the {owner[0].name} backend; choose another lora_name",
+                           param="lora_name")
+        card = await loader.load_adapter(name, body.lora_path)
+        return {"status": "ok", "message": f"Success: LoRA adapter '{name}' added successfully.",
+                "model": card.to_openai(router.created(card.id))}
+
+    @v1.post("/unload_lora_adapter")
+    async def unload_lora_adapter(request: Request):
+        body = _validate(UnloadAdapterBody, await _read_json(request, config.max_body_bytes))
+        name = _adapter_name(body.lora_name)
+        owner = router.table().get(name)
+        if owner is None:
+            raise APIError(404, f"no adapter named {name!r} is loaded", param="lora_name", code="model_not_found")
+        if not owner[0].loads_adapters:
+            raise APIError(400, f"{name!r} is not an adapter loaded at run time: it cannot be unloaded", param="lora_name")
+        await owner[0].unload_adapter(name)
+        router.forget(name)
+        return {"status": "ok", "message": f"Success: LoRA adapter '{name}' removed successfully."}
+
+    app.include_router(v1)
+
+    @app.get("/health")
+    async def health():
+        reports = []
+        for backend in router.backends:
+            try:
+                report = dict(backend.health())
+            except Exception as exc:
+                log.exception("the health check of the %s backend failed", backend.name)
+                report = {"status": "error", "error": type(exc).__name__}
+            reports.append({"backend": backend.name, **report})
+        if all(r.get("status") == "ok" for r in reports):
+            return {"status": "ok", "models": len(router.table())}
+        return JSONResponse({"status": "unavailable", "backends": reports}, status_code=503)
+
+    @app.get("/metrics")
+    async def scrape():
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    return app
+
+
+async def _open_stream(backend: Backend, req: ChatCompletionRequest, label: str, started: float,
+                       config: ServeConfig, metrics: ServeMetrics) -> StreamingResponse:
+    """Pulls the first chunk before answering, so that an error the backend raises up front is a plain
+    JSON error with its status; later errors can only be one last `error` event."""
+    deadline = asyncio.get_running_loop().time() + config.request_timeout_s
+    chunks = aiter(backend.stream(req))
+
+    async def pull() -> dict | None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise _timed_out(config) from None
+
+    try:
+        first = await pull()
+    except BaseException:
+        await _aclose(chunks)
+        raise
+
+    async def events() -> AsyncIterator[bytes]:
+        status, error_type, usage, first_token = 200, None, None, False
+        chunk = first
+        try:
+            while chunk is not None:
+                if chunk.get("usage") is not None and not chunk.get("choices"):
+                    usage = chunk["usage"]
+                    if req.include_usage:
+                        yield _sse(chunk)
+                else:
+                    if not first_token and any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
+                        first_token = True
+                        metrics.first_token(label, time.perf_counter() - started)
+                    yield _sse(chunk)
+                chunk = await pull()
+            yield b"data: [DONE]\n\n"
+        except APIError as err:
+            status, error_type = err.status, err.type
+            yield _sse(err.body())
+        except Exception as exc:
+            status, error_type = 500, "server_error"
+            yield _sse(_internal(exc).body())
+        except BaseException:
+            # The client went away (cancelled) or the response is being closed: count it, as nginx does, as 499.
+            status, error_type = 499, "client_closed"
+            raise
+        finally:
+            await _aclose(chunks)
+            metrics.observe(label, status, time.perf_counter() - started, error_type=error_type, usage=usage)
+
+    headers = dict(_SSE_HEADERS)
+    if first and first.get("id"):
+        headers["x-request-id"] = str(first["id"])
+    return _ClosingStreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+async def _aclose(chunks) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:
+        log.exception("closing a backend stream failed")
+
+
+def _timed_out(config: ServeConfig) -> APIError:
+    return APIError(504, f"the completion took longer than request_timeout_s ({config.request_timeout_s:g} s)", code="timeout")
+
+
+def _sse(payload: dict) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _internal(exc: BaseException) -> APIError:
+    log.error("internal error", exc_info=exc)
+    return APIError(500, "internal error")
+
+
+async def _read_json(request: Request, limit: int):
+    """The JSON body, refused with 413 past `limit` bytes, whether announced (Content-Length) or sent anyway."""
+    too_large = APIError(413, f"the request body is larger than the server's limit of {limit} bytes (max_body_bytes)")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise APIError(400, "the Content-Length header is not a number")
+        if int(declared) > limit:
+            raise too_large
+    body = bytearray()
+    try:
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        raise APIError(400, "the client closed the connection before sending the whole body") from None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise APIError(400, "could not parse the JSON body: send a JSON object (Content-Type: application/json)") from None
+
+
+def _validate(model: type[BaseModel], data):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = _param(first.get("loc", ()))
+        message = first.get("msg", "invalid value")
+        raise APIError(400, f"{param}: {message}" if param else message, param=param) from None
+
+
+def _param(loc: Iterable) -> str | None:
+    """A pydantic location as OpenAI writes a param: `messages[0].content`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _LOC_TAGS.match(str(part)):
+            path += ("." if path else "") + str(part)
+    return path or None
+
+
+def _check_limits(req: ChatCompletionRequest, config: ServeConfig) -> None:
+    chars = sum(len(m.text()) for m in req.messages)
+    if chars > config.max_prompt_chars:
+        raise APIError(400, f"the messages hold {chars} characters, more than this server's limit of "
+                       f"{config.max_prompt_chars} (max_prompt_chars)", param="messages", code="context_length_exceeded")
+    for field in ("max_tokens", "max_completion_tokens"):
+        asked = getattr(req, field)
+        if asked is not None and asked > config.max_tokens_cap:
+            raise APIError(400, f"{field} is {asked}, more than this server's limit of {config.max_tokens_cap} (max_tokens_cap)",
+                           param=field)
+
+
+def _adapter_name(name: str) -> str:
+    if not ADAPTER_NAME.match(name):
+        raise APIError(400, "lora_name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="lora_name")
+    return name
+
+
+def _error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=getattr(err, "headers", None))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError):
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            message, code = f"Unknown route: {request.method} {request.url.path}", "unknown_url"
+        else:
+            message, code = str(exc.detail), None
+        err = APIError(exc.status_code, message, code=code)
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        first = (exc.errors() or [{}])[0]
+        param = _param(first.get("loc", ()))
+        return _error_response(APIError(400, first.get("msg", "invalid request"), param=param))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        return _error_response(_internal(exc))
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, ready: threading.Event | None):
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started and self._ready is not None:
+            self._ready.set()
+
+
+def make_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, ready: threading.Event | None = None,
+                log_level: str = "warning") -> uvicorn.Server:
+    """A uvicorn server for `app`; `ready` is set once it listens (see `bound_port` for port 0)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
+    return _Server(config, ready)
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a started server listens on (the one the OS picked when asked for port 0)."""
+    return server.servers[0].sockets[0].getsockname()[1]
+
+
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, ready: threading.Event | None = None,
+               log_level: str = "warning") -> None:
+    """Serve `app` until interrupted (Ctrl-C, SIGTERM); blocks the calling thread."""
+    make_server(app, host, port, ready=ready, log_level=log_level).run()
+
+
+__all__ = ["Router", "create_app", "make_server", "bound_port", "run_server", "RateLimited", "ADAPTER_NAME"]
