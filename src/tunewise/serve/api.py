@@ -79,6 +79,9 @@ class Router:
     def resolve(self, name: str) -> tuple[Backend, ModelCard]:
         found = self.table().get(name)
         if found is None:
+            for backend in self.backends:
+                if (why := backend.missing(name)) is not None:
+                    raise why
             raise model_not_found(name)
         return found
 

@@ -59,6 +59,10 @@ class Backend:
     async def unload_adapter(self, name: str) -> None:
         raise APIError(400, f"the {self.name} backend does not unload adapters", param="lora_name")
 
+    def missing(self, name: str) -> APIError | None:
+        """The error for a name this backend was asked to serve but does not (an adapter that failed to load), else None."""
+        return None
+
     def queue_depth(self) -> int:
         """Requests waiting or running (for /metrics and 429s)."""
         return 0

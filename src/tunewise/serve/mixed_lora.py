@@ -146,6 +146,8 @@ class StackedEngine(_ForwardModel):
                 ("trainable tokens", config.get("trainable_token_indices")),
             ) if present
         ]
+        if not any((folder / f).exists() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+            raise AdapterLoadError(f"{folder}: no adapter_model.safetensors (an unfinished or copied-in-part adapter?)")
         try:
             weights = load_peft_weights(str(folder), device="cpu")
         except Exception as exc:  # safetensors and torch raise many kinds for a damaged file
