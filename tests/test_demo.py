@@ -11,8 +11,11 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
 
     assert [step.name for step in result.steps] == [
         "Embedded model", "Import the sample task", "Audit", "Clean", "Train a LoRA adapter",
-        "Evaluate against prompt baselines", "Learning curve", "Advise: fine-tune or not?", "Report",
+        "Evaluate against prompt baselines", "Learning curve", "Advise: fine-tune or not?",
+        "Serve the fine-tune (OpenAI-compatible API)", "Report",
     ]
+    # The adapter answered the evaluation's rows over real HTTP exactly as it answered them in the evaluation.
+    assert result.served and "12/12 replies identical" in result.served, result.served
     assert result.report_html.exists() and "Learning curve" in result.report_html.read_text()
     assert result.audit_html.exists()
     found = {row["check"]: row for row in result.found_vs_planted}

@@ -19,6 +19,7 @@ from tunewise.advise.config import MOVED_TO_THRESHOLDS, AdviseConfig
 from tunewise.data.config import DataConfig
 from tunewise.errors import ConfigError, SettingMovedWarning
 from tunewise.evaluate.config import EvalConfig
+from tunewise.serve.config import ServeConfig
 from tunewise.train.config import TrainConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +44,7 @@ class TunewiseConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
     advise: AdviseConfig = Field(default_factory=AdviseConfig, description="Decision and ROI")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="The OpenAI-compatible server (tunewise serve)")
 
     @model_validator(mode="before")
     @classmethod

@@ -73,6 +73,7 @@ class DemoResult:
     report_md: Path | None = None
     audit_html: Path | None = None
     found_vs_planted: list[dict[str, Any]] = field(default_factory=list)
+    served: str | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -290,6 +291,18 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     steps.run(8, "Advise: fine-tune or not?", decide)
 
+    def serve_adapter() -> tuple[Any, str]:
+        from tunewise.serve.replay import replay_evaluation
+
+        # The fine-tune as an application calls it: `tunewise serve` on a loopback port, the evaluation's
+        # rows replayed through the OpenAI-compatible API, the replies compared with the ones evaluated.
+        with _served(plan.model, {"tickets": run.id}, store) as url:
+            replay = replay_evaluation(url, "tickets", result.evaluation_id, f"adapter:{run.id}", store=store)
+        result.served = replay.summary()
+        return replay, f"served as model 'tickets' by `tunewise serve`: {replay.summary()}"
+
+    steps.run(9, "Serve the fine-tune (OpenAI-compatible API)", serve_adapter)
+
     def report() -> tuple[tuple[Path, Path], str]:
         from tunewise.evaluate.report import write_report
 
@@ -297,7 +310,31 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         result.report_html, result.report_md = Path(html_path), Path(md_path)
         return (html_path, md_path), f"report: {html_path} and {md_path}"
 
-    steps.run(9, "Report", report)
+    steps.run(10, "Report", report)
+
+
+@contextlib.contextmanager
+def _served(model: str, adapters: dict[str, str], store) -> Iterator[str]:
+    """`tunewise serve` in this process on a free loopback port, for as long as the block runs; yields its /v1 URL."""
+    import threading
+
+    from tunewise.serve import create_server
+    from tunewise.serve.api import bound_port, make_server
+    from tunewise.serve.config import ServeConfig
+
+    app = create_server(model, adapters=adapters, config=ServeConfig(port=0), store=store)
+    ready = threading.Event()
+    server = make_server(app, "127.0.0.1", 0, ready=ready)
+    thread = threading.Thread(target=server.run, name="tunewise-demo-server", daemon=True)
+    thread.start()
+    try:
+        while not ready.wait(0.5):
+            if not thread.is_alive():
+                raise RuntimeError(f"the demo's server did not start: {app.state.startup_error}")
+        yield f"http://127.0.0.1:{bound_port(server)}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(60)
 
 
 def found_vs_planted(audited) -> list[dict[str, Any]]:

@@ -130,12 +130,12 @@ def run_local(model, tokenizer, prompts: list[list[dict]], task: Task, config: E
 # -- endpoints ----------------------------------------------------------------------------------------
 
 
-def _chat_url(url: str) -> str:
+def chat_url(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
-def _headers(url: str) -> dict:
+def endpoint_headers(url: str) -> dict:
     import os
 
     key = os.environ.get("TUNEWISE_ENDPOINT_API_KEY")
@@ -151,8 +151,8 @@ class EndpointClient:
     def __init__(self, url: str, model: str, config: EvalConfig):
         import httpx
 
-        self.url, self.model, self.config = _chat_url(url), model, config
-        self.client = httpx.Client(timeout=config.endpoint_timeout_s, headers=_headers(url))
+        self.url, self.model, self.config = chat_url(url), model, config
+        self.client = httpx.Client(timeout=config.endpoint_timeout_s, headers=endpoint_headers(url))
 
     def close(self) -> None:
         self.client.close()

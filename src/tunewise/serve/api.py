@@ -167,7 +167,11 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
         started: list[Backend] = []
         try:
             for backend in router.backends:
-                await backend.start()
+                try:
+                    await backend.start()
+                except BaseException as exc:
+                    app.state.startup_error = exc  # `tunewise.serve.serve` turns it into the command's one-line error
+                    raise
                 started.append(backend)
             yield
         finally:
@@ -180,6 +184,7 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     app = FastAPI(title="tunewise serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = _GuardedRoute
     app.state.router, app.state.metrics, app.state.config = router, metrics, config
+    app.state.startup_error = None
     _install_error_handlers(app)
 
     async def require_key(request: Request) -> None:

@@ -210,7 +210,7 @@ class LocalBackend(Backend):
                 self._load_adapter(name, ref)
             except (AdapterLoadError, APIError) as exc:
                 self.failed[name] = str(exc)
-                log.warning("adapter %s not served: %s", name, exc)
+                log.info("adapter %s not served: %s", name, exc)  # `tunewise serve` prints it beside the served models
         if self.recipe_specs:
             from tunewise.serve.recipes import build_recipes
 

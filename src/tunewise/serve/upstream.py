@@ -51,9 +51,9 @@ class Upstream:
 
 def api_key_for(url: str) -> str | None:
     """The key sent to `url`: the same environment variables, and the same care, as `endpoint:` candidates."""
-    from tunewise.evaluate.candidates import _headers
+    from tunewise.evaluate.candidates import endpoint_headers
 
-    return _headers(url).get("Authorization", "").removeprefix("Bearer ") or None
+    return endpoint_headers(url).get("Authorization", "").removeprefix("Bearer ") or None
 
 
 def api_base(url: str) -> str:
