@@ -421,6 +421,6 @@ def test_launch_without_vllm_installed_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as caught:
         VLLMBackend("some/model")
     assert str(caught.value) == NOT_INSTALLED
-    assert "pip install vllm" in NOT_INSTALLED and "--upstream-url" in NOT_INSTALLED
+    assert "pip install vllm" in NOT_INSTALLED and "--vllm-url" in NOT_INSTALLED
     with pytest.raises(ConfigError, match="a model to launch vLLM with, or the url"):
         VLLMBackend()

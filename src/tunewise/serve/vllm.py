@@ -37,7 +37,7 @@ from tunewise.serve.upstream import Upstream, UpstreamBackend, transport_error, 
 # 8..256 only). It sizes the LoRA buffers, so the smallest one that fits the adapters is best.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
-NOT_INSTALLED = "vLLM is not installed here: install it on a GPU machine (pip install vllm) or pass --upstream-url of a running vLLM server"
+NOT_INSTALLED = "vLLM is not installed here: install it on a GPU machine (pip install vllm) or pass --vllm-url of a running vLLM server"
 
 
 def adapter_rank(path: str | Path) -> int:
