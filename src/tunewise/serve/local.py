@@ -27,6 +27,8 @@ from tunewise.serve.protocol import APIError, ChatCompletionRequest, chunk, comp
 
 log = logging.getLogger(__name__)
 
+WAIT_ROUNDS = 10
+
 
 @dataclass
 class _Row:
@@ -87,9 +89,14 @@ class Scheduler:
             if self._stopping:
                 return []
             first = self._pending[0]
-            deadline = first.queued_at + self.wait
-            # a short wait lets requests that arrive together share the first pass (a lone request waits at most `wait`)
-            while len(self._pending) < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
+            # Wait until no request has arrived for `wait` (at most WAIT_ROUNDS x `wait` in all): requests sent together
+            # reach the scheduler a few milliseconds apart (each is parsed and checked first), and a batch that misses
+            # some of them splits the clients into cohorts that take turns, halving throughput; a lone request waits `wait`.
+            cap = first.queued_at + WAIT_ROUNDS * self.wait
+            while len(self._pending) < self.max_batch_size:
+                left = min(self._pending[-1].queued_at + self.wait, cap) - time.perf_counter()
+                if left <= 0:
+                    break
                 self._ready.wait(left)
             batch, kept, adapters = [], deque(), set()
             while self._pending:
@@ -199,9 +206,14 @@ class LocalBackend(Backend):
 
     def load(self) -> None:
         """Load the base, the adapters and the recipes (blocking; `start` runs it in a thread)."""
+        import torch
+
         from tunewise.models import load_model
 
-        model, self.tokenizer = load_model(self.model_name, device=self.device)
+        # One GPU when there is one (bf16 where it has it), else the CPU in fp32: a CPU without bf16 instructions runs bf16 slower
+        device = self.device or ("cuda" if torch.cuda.is_available() else None)
+        dtype = torch.bfloat16 if device and device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        model, self.tokenizer = load_model(self.model_name, dtype=dtype, device=device)
         self.context = getattr(model.config.get_text_config(), "max_position_embeddings", None)
         self.engine = ENGINES[self.engine_kind](model)
         self._served[self.base_name] = _Served(ModelCard(self.base_name, "base", None, source=self.model_name), BASE)

@@ -215,30 +215,40 @@ class StackedEngine(_ForwardModel):
                 layer.restack()
 
     def forward(self, *args, adapter_names=None, **kwargs):
-        self._route.names = adapter_names
-        self._route.masks = {}
+        route = self._route
+        route.names = adapter_names
+        route.used = frozenset(adapter_names or ()) - {BASE}
+        route.mixed_base = BASE in (adapter_names or ())
+        route.masks = {}
         try:
             return self.model(*args, **kwargs)
         finally:
-            self._route.names = None
+            route.names = None
 
     def _hook(self, layer: _Layer):
         def add_lora(module, inputs, output):
-            names = getattr(self._route, "names", None)
-            if not names:
-                return output
-            used = set(names) - {BASE}
-            present = [n for n in used if n in layer.a]
-            if not present:
+            route = self._route
+            if not getattr(route, "names", None) or not route.used:
                 return output
             x = inputs[0]
-            if len(used) == 1 and len(present) == 1:
-                (name,) = present
-                delta = (x @ layer.a[name]) @ layer.b[name]
-                if BASE in names:
-                    delta = delta * self._row_mask(names, name, x)
-                return output + delta
-            return output + ((x @ layer.a_all) * self._column_mask(layer, names, x)) @ layer.b_all
+            if len(route.used) == 1:
+                (name,) = route.used
+                a = layer.a.get(name)
+                if a is None:
+                    return output
+                h = x @ a
+                if route.mixed_base:
+                    h.mul_(self._row_mask(route.names, name, x))
+            elif route.used.isdisjoint(layer.a):
+                return output
+            else:
+                h = x @ layer.a_all
+                h.mul_(self._column_mask(layer, route.names, x))
+                name = None
+            # in place, fused: the layer's fresh output gains h @ B without another full-size temporary
+            flat = output.view(-1, output.shape[-1])
+            flat.addmm_(h.view(-1, h.shape[-1]), layer.b[name] if name else layer.b_all)
+            return output
 
         return add_lora
 
