@@ -116,3 +116,24 @@ def test_a_recipe_serves_what_the_evaluation_measured_over_real_http(served_base
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_an_adapter_is_named_by_run_id_folder_or_the_runs_gguf_export(store, adapter_dirs, tmp_path):
+    from tunewise.serve.local import resolve_adapter
+    from tunewise.serve.mixed_lora import AdapterLoadError
+
+    run = store.create_run("lora", base_model="tiny", config={})
+    gguf = tmp_path / "tickets.gguf"
+    gguf.write_bytes(b"GGUF")
+    store.update_run(run.id, status="completed", artifacts={"adapter": str(adapter_dirs["alpha"]), "gguf": str(gguf)})
+
+    assert resolve_adapter(run.id, store) == (adapter_dirs["alpha"], run.id)
+    assert resolve_adapter(run.id[:8], store) == (adapter_dirs["alpha"], run.id)  # a prefix, as `tunewise runs` shows
+    assert resolve_adapter(str(gguf), store) == (adapter_dirs["alpha"], run.id)
+    assert resolve_adapter(str(adapter_dirs["beta"]), store) == (adapter_dirs["beta"], None)
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    with pytest.raises(AdapterLoadError, match="serve it with --model"):
+        resolve_adapter(str(other), store)
+    with pytest.raises(AdapterLoadError, match="not an adapter folder or a run"):
+        resolve_adapter("run-nope", store)

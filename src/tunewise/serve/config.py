@@ -18,7 +18,7 @@ class ServeConfig(BaseModel):
     max_tokens_cap: int = Field(2048, ge=1, description="Most tokens one request may ask to generate (max_tokens above it: 400)")
     default_max_tokens: int = Field(256, ge=1, description="Tokens generated when a request gives no max_tokens")
     max_queue: int = Field(256, ge=1, description="Requests waiting or running on one backend before new ones get 429")
-    batch_wait_ms: float = Field(5.0, ge=0, description="Local backend: how long the scheduler waits for more requests after the last one arrived before it starts a batch (at most 10 times this in all), in milliseconds")
+    batch_wait_ms: float = Field(5.0, ge=0, description="Local backend: how long the scheduler waits for more requests after the last one arrived before it starts a batch (at most 20 times this in all), in milliseconds")
     max_batch_size: int = Field(16, ge=1, description="Local backend: most requests decoded together")
     request_timeout_s: float = Field(600, gt=0, description="Longest time one request may take, in seconds")
 

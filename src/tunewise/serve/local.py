@@ -27,7 +27,7 @@ from tunewise.serve.protocol import APIError, ChatCompletionRequest, chunk, comp
 
 log = logging.getLogger(__name__)
 
-WAIT_ROUNDS = 10
+WAIT_ROUNDS = 20
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Scheduler:
         self._running = 0
         self._ready = threading.Condition()
         self._stopping = False
+        self._expected = 1  # rows the next batch waits for: as many as the last one had
         self._thread = threading.Thread(target=self._work, name="tunewise-scheduler", daemon=True)
         self.batches = 0
 
@@ -89,15 +90,21 @@ class Scheduler:
             if self._stopping:
                 return []
             first = self._pending[0]
-            # Wait until no request has arrived for `wait` (at most WAIT_ROUNDS x `wait` in all): requests sent together
-            # reach the scheduler a few milliseconds apart (each is parsed and checked first), and a batch that misses
-            # some of them splits the clients into cohorts that take turns, halving throughput; a lone request waits `wait`.
+            # Requests sent together reach the scheduler milliseconds apart (each is parsed and templated first, while
+            # the last batch's thread holds the GIL), and a batch that misses some splits the clients into cohorts that
+            # take turns, each at a fraction of the throughput. So: wait for as many rows as the last batch had (its
+            # clients usually come back together), and beyond that until none has arrived for `wait`; never longer than
+            # WAIT_ROUNDS x `wait` after the first. A lone client waits `wait` for company.
             cap = first.queued_at + WAIT_ROUNDS * self.wait
             while len(self._pending) < self.max_batch_size:
-                left = min(self._pending[-1].queued_at + self.wait, cap) - time.perf_counter()
-                if left <= 0:
+                now = time.perf_counter()
+                if len(self._pending) >= self._expected:
+                    until = min(self._pending[-1].queued_at + self.wait, cap)
+                else:
+                    until = cap
+                if until <= now:
                     break
-                self._ready.wait(left)
+                self._ready.wait(until - now)
             batch, kept, adapters = [], deque(), set()
             while self._pending:
                 row = self._pending.popleft()
@@ -113,6 +120,7 @@ class Scheduler:
                     kept.append(row)
             self._pending = kept
             self._running = len(batch)
+            self._expected = max(1, min(self.max_batch_size, len(batch)))
             return batch
 
     def _work(self):
