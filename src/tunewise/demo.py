@@ -316,25 +316,11 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 @contextlib.contextmanager
 def _served(model: str, adapters: dict[str, str], store) -> Iterator[str]:
     """`tunewise serve` in this process on a free loopback port, for as long as the block runs; yields its /v1 URL."""
-    import threading
-
     from tunewise.serve import create_server
-    from tunewise.serve.api import bound_port, make_server
-    from tunewise.serve.config import ServeConfig
+    from tunewise.serve.api import running
 
-    app = create_server(model, adapters=adapters, config=ServeConfig(port=0), store=store)
-    ready = threading.Event()
-    server = make_server(app, "127.0.0.1", 0, ready=ready)
-    thread = threading.Thread(target=server.run, name="tunewise-demo-server", daemon=True)
-    thread.start()
-    try:
-        while not ready.wait(0.5):
-            if not thread.is_alive():
-                raise RuntimeError(f"the demo's server did not start: {app.state.startup_error}")
-        yield f"http://127.0.0.1:{bound_port(server)}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(60)
+    with running(create_server(model, adapters=adapters, store=store)) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def found_vs_planted(audited) -> list[dict[str, Any]]:

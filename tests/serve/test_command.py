@@ -4,7 +4,6 @@ exactly what `tunewise eval` measured, and an evaluation replayed over real HTTP
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -86,7 +85,7 @@ def ticket_files(tmp_path):
 def test_a_recipe_serves_what_the_evaluation_measured_over_real_http(served_base_dir, ticket_files, store):
     """Evaluate a few-shot candidate, serve the same spec as a recipe, replay the eval rows through it over loopback."""
     from tunewise.evaluate import evaluate
-    from tunewise.serve.api import bound_port, make_server
+    from tunewise.serve.api import running
     from tunewise.serve.config import ServeConfig
     from tunewise.serve.replay import replay_evaluation
 
@@ -95,13 +94,8 @@ def test_a_recipe_serves_what_the_evaluation_measured_over_real_http(served_base
     results = evaluate(evalset, [spec], train_path=train, store=store, progress=False)
     app = create_server(str(served_base_dir), recipes={"tickets-fs": spec}, recipe_data=str(train),
                         config=ServeConfig(port=0, batch_wait_ms=20), store=store)
-    ready = threading.Event()
-    server = make_server(app, "127.0.0.1", 0, ready=ready)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(60)
-        url = f"http://127.0.0.1:{bound_port(server)}/v1"
+    with running(app) as port:
+        url = f"http://127.0.0.1:{port}/v1"
         import openai
 
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
@@ -113,9 +107,6 @@ def test_a_recipe_serves_what_the_evaluation_measured_over_real_http(served_base
         replay = replay_evaluation(url, "tickets-fs", results.evaluation_id, results.candidates[0].name, store=store, concurrency=4)
         assert replay.requests == 6 and replay.same_replies == 6
         assert replay.served == pytest.approx(replay.evaluated)
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def test_an_adapter_is_named_by_run_id_folder_or_the_runs_gguf_export(store, adapter_dirs, tmp_path):

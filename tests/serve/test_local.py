@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import httpx
@@ -13,7 +12,7 @@ import openai
 import pytest
 
 from tunewise.evaluate.generation import RowOptions, generate_batched
-from tunewise.serve.api import bound_port, create_app, make_server
+from tunewise.serve.api import create_app, running
 from tunewise.serve.config import ServeConfig
 from tunewise.serve.local import LocalBackend
 from tunewise.serve.mixed_lora import BASE
@@ -183,14 +182,8 @@ async def test_a_client_that_leaves_mid_stream_frees_its_row(served_base_dir, ad
 def test_over_a_real_socket_with_a_bounded_load_nothing_fails(served_base_dir, adapter_dirs, single_thread):
     """Loopback only, a fixed number of requests at a fixed concurrency: no 5xx."""
     backend = _backend(served_base_dir, adapter_dirs)
-    app = create_app([backend], backend.config)
-    ready = threading.Event()
-    server = make_server(app, "127.0.0.1", 0, ready=ready)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(60)
-        base_url = f"http://127.0.0.1:{bound_port(server)}/v1"
+    with running(create_app([backend], backend.config)) as port:
+        base_url = f"http://127.0.0.1:{port}/v1"
         client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         streamed = "".join(
             part.choices[0].delta.content or "" for part in client.chat.completions.create(
@@ -214,6 +207,3 @@ def test_over_a_real_socket_with_a_bounded_load_nothing_fails(served_base_dir, a
         assert len(statuses) == 48 and all(s == 200 for s in statuses), statuses
         metrics = httpx.get(base_url.removesuffix("/v1") + "/metrics").text
         assert 'tunewise_requests_total{model="alpha",status="200"}' in metrics
-    finally:
-        server.should_exit = True
-        thread.join(30)

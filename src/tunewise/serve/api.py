@@ -11,11 +11,12 @@ a traceback never does (it goes to the log).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 
 import orjson
@@ -470,7 +471,9 @@ class _Server(uvicorn.Server):
 def make_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, ready: threading.Event | None = None,
                 log_level: str = "warning") -> uvicorn.Server:
     """A uvicorn server for `app`; `ready` is set once it listens (see `bound_port` for port 0)."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
+    # log_config=None: uvicorn would otherwise run logging.config.dictConfig, which closes every handler the host
+    # process has (a notebook's, pytest's); its loggers then use the application's logging setup
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=None, lifespan="on", timeout_graceful_shutdown=10)
     return _Server(config, ready)
 
 
@@ -479,10 +482,31 @@ def bound_port(server: uvicorn.Server) -> int:
     return server.servers[0].sockets[0].getsockname()[1]
 
 
+@contextlib.contextmanager
+def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, timeout_s: float = 300) -> Iterator[int]:
+    """Serve `app` from a background thread while the block runs (loopback and a free port by default); yields the
+    port. Raises the app's startup error, or TimeoutError, when it does not start within `timeout_s`."""
+    ready = threading.Event()
+    server = make_server(app, host, port, ready=ready)
+    thread = threading.Thread(target=server.run, name="tunewise-serve", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready.wait(0.2):
+            if app.state.startup_error is not None:
+                raise app.state.startup_error
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise TimeoutError(f"the server on {host}:{port} did not start within {timeout_s:g} s")
+        yield bound_port(server)
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
 def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, ready: threading.Event | None = None,
                log_level: str = "warning") -> None:
     """Serve `app` until interrupted (Ctrl-C, SIGTERM); blocks the calling thread."""
     make_server(app, host, port, ready=ready, log_level=log_level).run()
 
 
-__all__ = ["Router", "create_app", "make_server", "bound_port", "run_server", "RateLimited", "ADAPTER_NAME"]
+__all__ = ["Router", "create_app", "make_server", "bound_port", "running", "run_server", "RateLimited", "ADAPTER_NAME"]

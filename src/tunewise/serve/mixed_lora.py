@@ -87,6 +87,10 @@ class _ForwardModel:
         """Whether rows of these adapters can share a forward pass."""
         return True
 
+    def names(self) -> list[str]:
+        """The loaded adapters, in load order."""
+        return list(self.adapters)
+
 
 @dataclass
 class _Layer:
@@ -127,9 +131,6 @@ class StackedEngine(_ForwardModel):
         self._layers: dict[str, _Layer] = {}
         self._route = threading.local()
         self.lock = threading.Lock()
-
-    def names(self) -> list[str]:
-        return list(self.adapters)
 
     def load(self, name: str, folder: Path) -> AdapterInfo:
         import torch
@@ -286,9 +287,6 @@ class PeftEngine(_ForwardModel):
         self.model = model
         self.adapters: dict[str, AdapterInfo] = {}
         self.lock = threading.Lock()
-
-    def names(self) -> list[str]:
-        return list(self.adapters)
 
     def load(self, name: str, folder: Path) -> AdapterInfo:
         from peft import PeftModel
