@@ -40,8 +40,8 @@ def build_backends(model: str | None = None, *, adapters: dict[str, str] | None 
                    recipe_data: str | None = None, upstreams: list[str] | tuple[str, ...] = (), backend: str = "local",
                    vllm_url: str | None = None, engine: str = "stacked", config: ServeConfig | None = None, store=None) -> list:
     """The backends a server is made of; checks names and flags before anything loads."""
-    from tunewise.serve.local import LocalBackend, check_name
-    from tunewise.serve.protocol import APIError
+    from tunewise.serve.local import LocalBackend
+    from tunewise.serve.protocol import APIError, check_served_name
 
     config = config or ServeConfig()
     adapters, recipes = dict(adapters or {}), dict(recipes or {})
@@ -49,9 +49,9 @@ def build_backends(model: str | None = None, *, adapters: dict[str, str] | None 
         raise ConfigError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     try:
         for name in [*adapters, *recipes]:
-            check_name(name)
+            check_served_name(name)
     except APIError as exc:
-        raise ConfigError(exc.message.replace("invalid model name", "invalid served name")) from exc
+        raise ConfigError(exc.message) from exc
     if clash := set(adapters) & set(recipes):
         raise ConfigError(f"{', '.join(sorted(clash))}: served both as an adapter and as a recipe")
     backends = []

@@ -33,11 +33,10 @@ from tunewise.serve.backend import Backend, ModelCard
 from tunewise.serve.config import ServeConfig
 from tunewise.serve.keys import KeyRing
 from tunewise.serve.metrics import UNKNOWN_MODEL, ServeMetrics
-from tunewise.serve.protocol import APIError, ChatCompletionRequest, model_not_found
+from tunewise.serve.protocol import APIError, ChatCompletionRequest, check_served_name, model_not_found
 
 log = logging.getLogger(__name__)
 
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Union members and validator wrappers that pydantic adds to an error's location: not part of the field path.
 _LOC_TAGS = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not buffer a token stream
@@ -238,7 +237,7 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     @v1.post("/load_lora_adapter")
     async def load_lora_adapter(request: Request):
         body = _validate(LoadAdapterBody, await _read_json(request, config.max_body_bytes))
-        name = _adapter_name(body.lora_name)
+        name = check_served_name(body.lora_name)
         loader = router.adapter_loader()
         owner = router.table().get(name)
         if owner is not None and owner[0] is not loader:
@@ -251,7 +250,7 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     @v1.post("/unload_lora_adapter")
     async def unload_lora_adapter(request: Request):
         body = _validate(UnloadAdapterBody, await _read_json(request, config.max_body_bytes))
-        name = _adapter_name(body.lora_name)
+        name = check_served_name(body.lora_name)
         owner = router.table().get(name)
         if owner is None:
             raise APIError(404, f"no adapter named {name!r} is loaded", param="lora_name", code="model_not_found")
@@ -422,12 +421,6 @@ def _check_limits(req: ChatCompletionRequest, config: ServeConfig) -> None:
                            param=field)
 
 
-def _adapter_name(name: str) -> str:
-    if not ADAPTER_NAME.match(name):
-        raise APIError(400, "lora_name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", param="lora_name")
-    return name
-
-
 def _error_response(err: APIError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=getattr(err, "headers", None))
 
@@ -509,4 +502,4 @@ def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, ready
     make_server(app, host, port, ready=ready, log_level=log_level).run()
 
 
-__all__ = ["Router", "create_app", "make_server", "bound_port", "running", "run_server", "RateLimited", "ADAPTER_NAME"]
+__all__ = ["Router", "create_app", "make_server", "bound_port", "running", "run_server", "RateLimited"]

@@ -22,8 +22,10 @@ from pathlib import Path
 from tunewise.evaluate.generation import Generation, RowOptions, generate_batched, render_prompts
 from tunewise.serve.backend import Backend, ModelCard
 from tunewise.serve.config import ServeConfig
-from tunewise.serve.mixed_lora import ADAPTER_NAME, BASE, ENGINES, AdapterLoadError
-from tunewise.serve.protocol import APIError, ChatCompletionRequest, chunk, completion, completion_id, model_not_found, usage
+from tunewise.serve.mixed_lora import BASE, ENGINES, AdapterLoadError
+from tunewise.serve.protocol import (
+    SERVED_NAME, APIError, ChatCompletionRequest, check_served_name, chunk, completion, completion_id, model_not_found, usage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ class LocalBackend(Backend):
         self.adapter_refs = dict(adapters or {})
         self.recipe_specs, self.recipe_data = dict(recipes or {}), recipe_data
         for name in [*self.adapter_refs, *self.recipe_specs]:
-            check_name(name)
+            check_served_name(name)
         self.failed: dict[str, str] = {}  # name -> why it could not be loaded (answered with its 404)
         self._served: dict[str, _Served] = {}
         self.engine = self.tokenizer = self.scheduler = None
@@ -270,7 +272,7 @@ class LocalBackend(Backend):
         return card
 
     async def load_adapter(self, name: str, path: str) -> ModelCard:
-        check_name(name)
+        check_served_name(name)
         if name in self._served and self._served[name].adapter != name:
             raise APIError(400, f"'{name}' is already served as a {self._served[name].card.kind}", param="lora_name")
         try:
@@ -354,8 +356,7 @@ class LocalBackend(Backend):
         try:
             for index in range(len(rows)):
                 yield chunk(id_, request.model, index=index, delta={"role": "assistant", "content": ""}, created=created)
-            open_choices = set(range(len(rows)))
-            waiting = {asyncio.ensure_future(queues[i].get()): i for i in open_choices}
+            waiting = {asyncio.ensure_future(queues[i].get()): i for i in range(len(rows))}
             while waiting:
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -377,18 +378,10 @@ class LocalBackend(Backend):
                 task.cancel()
 
 
-def check_name(name: str) -> str:
-    """A served name must be a plain token: it is never a path, so no name reaches outside the adapters' folders."""
-    if not ADAPTER_NAME.match(name or "") or name == BASE:
-        raise APIError(400, f"invalid model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with a symbol)",
-                       param="lora_name")
-    return name
-
-
 def _served_base_name(model: str) -> str:
     path = Path(model)
     name = path.stem if path.suffix == ".gguf" else path.name if path.exists() else model
-    return name if ADAPTER_NAME.match(name) else "base"
+    return name if SERVED_NAME.match(name) else "base"
 
 
 def resolve_adapter(ref: str, store=None) -> tuple[Path, str | None]:
@@ -416,4 +409,4 @@ def resolve_adapter(ref: str, store=None) -> tuple[Path, str | None]:
             raise AdapterLoadError(f"{ref}: not an adapter folder or a run in the store ({exc})") from exc
 
 
-__all__ = ["LocalBackend", "Scheduler", "check_name", "resolve_adapter"]
+__all__ = ["LocalBackend", "Scheduler", "resolve_adapter"]

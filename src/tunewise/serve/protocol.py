@@ -8,6 +8,7 @@ vLLM backend can pass them through untouched.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP_SEQUENCES = 4  # as the OpenAI API allows
 MAX_CHOICES = 16
+# A served name (model, lora_name) is a plain token, never a path, so no name reaches outside the adapters' folders.
+SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class APIError(Exception):
@@ -40,6 +43,14 @@ _ERROR_TYPES = {
     500: "server_error",
     503: "service_unavailable",
 }
+
+
+def check_served_name(name: str) -> str:
+    """`name` if it is a valid served name, else a 400 naming `lora_name`."""
+    if not SERVED_NAME.match(name or ""):
+        raise APIError(400, f"invalid served name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                       param="lora_name")
+    return name
 
 
 def model_not_found(name: str) -> APIError:
@@ -159,6 +170,6 @@ def chunk(id: str, model: str, *, index: int = 0, delta: dict | None = None, fin
 
 
 __all__ = [
-    "APIError", "model_not_found", "ChatMessage", "ChatCompletionRequest", "ResponseFormat", "StreamOptions",
+    "APIError", "SERVED_NAME", "check_served_name", "model_not_found", "ChatMessage", "ChatCompletionRequest", "ResponseFormat", "StreamOptions",
     "completion", "chunk", "usage", "completion_id",
 ]
