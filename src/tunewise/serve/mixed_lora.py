@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE = "__base__"
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class AdapterLoadError(Exception):
@@ -43,13 +42,17 @@ class AdapterInfo:
 
 
 def read_adapter_config(folder: Path) -> dict:
+    """A LoRA adapter folder's adapter_config.json, checked to be one (the local engines and the vLLM launcher read it)."""
+    folder = Path(folder)
     path = folder / "adapter_config.json"
     if not path.exists():
         raise AdapterLoadError(f"{folder}: not a LoRA adapter folder (no adapter_config.json)")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise AdapterLoadError(f"{path}: unreadable adapter config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise AdapterLoadError(f"{path}: not a LoRA adapter config (not a JSON object)")
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterLoadError(f"{path}: a {config.get('peft_type')} adapter, not LoRA")
     return config
@@ -57,7 +60,10 @@ def read_adapter_config(folder: Path) -> dict:
 
 def adapter_rank(config: dict) -> int:
     """The largest rank an adapter uses (its `r` and any per-layer `rank_pattern`)."""
-    return max([int(config.get("r", 8))] + [int(r) for r in (config.get("rank_pattern") or {}).values()])
+    ranks = [config.get("r")] + list((config.get("rank_pattern") or {}).values())
+    if not all(isinstance(r, int) and r > 0 for r in ranks):
+        raise AdapterLoadError("not a LoRA adapter config (no whole-number `r`)")
+    return max(ranks)
 
 
 class _ForwardModel:
@@ -102,6 +108,7 @@ class _Layer:
     a_all: object = None  # (in, sum of ranks)
     b_all: object = None  # (sum of ranks, out)
     columns: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> its columns in a_all
+    layout: tuple = ()  # columns as a hashable key for the masks of one forward pass
 
     def restack(self):
         import torch
@@ -109,7 +116,7 @@ class _Layer:
         names = list(self.a)
         if not names:
             self.a_all = self.b_all = None
-            self.columns = {}
+            self.columns, self.layout = {}, ()
             return
         self.a_all = torch.cat([self.a[n] for n in names], dim=1).contiguous()
         self.b_all = torch.cat([self.b[n] for n in names], dim=0).contiguous()
@@ -118,6 +125,7 @@ class _Layer:
             width = self.a[n].shape[1]
             self.columns[n] = (start, start + width)
             start += width
+        self.layout = tuple(self.columns.items())
 
 
 class StackedEngine(_ForwardModel):
@@ -160,8 +168,7 @@ class StackedEngine(_ForwardModel):
                 f"{folder}: uses {', '.join(unsupported)}, which the stacked engine does not serve; start the server with --engine peft"
             )
         weight = next(self.model.parameters())
-        alpha, r = float(config.get("lora_alpha", 8)), int(config.get("r", 8))
-        rank_pattern, alpha_pattern = config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}
+        alpha, alpha_pattern = float(config.get("lora_alpha", 8)), config.get("alpha_pattern") or {}
         pairs: dict[str, tuple] = {}
         for key, tensor in weights.items():
             match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight", key)
@@ -180,13 +187,9 @@ class StackedEngine(_ForwardModel):
                 raise AdapterLoadError(f"{folder}: the base model has no layer {module} (an adapter of another base model?)") from exc
             if not isinstance(target, torch.nn.Linear) or a.shape[1] != target.in_features or b.shape[0] != target.out_features:
                 raise AdapterLoadError(f"{folder}: layer {module} does not match the base model's shape (an adapter of another base model?)")
-            rank = a.shape[0]
+            rank = a.shape[0]  # the layer's r: the config's, or its rank_pattern entry
             module_alpha = float(alpha_pattern.get(get_pattern_key(alpha_pattern, module), alpha)) if alpha_pattern else alpha
-            if rank_pattern and get_pattern_key(rank_pattern, module) in rank_pattern:
-                r_module = int(rank_pattern[get_pattern_key(rank_pattern, module)])
-            else:
-                r_module = rank if rank_pattern else r
-            scale = module_alpha / math.sqrt(r_module) if config.get("use_rslora") else module_alpha / r_module
+            scale = module_alpha / math.sqrt(rank) if config.get("use_rslora") else module_alpha / rank
             staged.append((module, target, a.T.to(weight).contiguous(), (b.T * scale).to(weight).contiguous()))
         if not staged:
             raise AdapterLoadError(f"{folder}: the adapter has no LoRA weights")
@@ -266,7 +269,7 @@ class StackedEngine(_ForwardModel):
         """(rows, 1, sum of ranks): 1 on the columns of each row's own adapter; cached per layout for this pass."""
         import torch
 
-        key = ("columns", tuple(layer.columns.items()))
+        key = ("columns", layer.layout)
         if key not in self._route.masks:
             mask = torch.zeros((len(names), layer.a_all.shape[1]), dtype=x.dtype, device=x.device)
             for row, name in enumerate(names):
@@ -335,4 +338,4 @@ class PeftEngine(_ForwardModel):
 
 ENGINES = {"stacked": StackedEngine, "peft": PeftEngine}
 
-__all__ = ["BASE", "ADAPTER_NAME", "AdapterInfo", "AdapterLoadError", "StackedEngine", "PeftEngine", "ENGINES", "read_adapter_config", "adapter_rank"]
+__all__ = ["BASE", "AdapterInfo", "AdapterLoadError", "StackedEngine", "PeftEngine", "ENGINES", "read_adapter_config", "adapter_rank"]

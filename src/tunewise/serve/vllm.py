@@ -15,7 +15,6 @@ root.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -42,17 +41,13 @@ NOT_INSTALLED = "vLLM is not installed here: install it on a GPU machine (pip in
 
 def adapter_rank(path: str | Path) -> int:
     """The largest LoRA rank in an adapter folder's adapter_config.json (`r`, and `rank_pattern` overrides)."""
-    config_path = Path(path) / "adapter_config.json"
+    from tunewise.serve.mixed_lora import AdapterLoadError, read_adapter_config
+    from tunewise.serve.mixed_lora import adapter_rank as config_rank
+
     try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"adapter {path}: no adapter_config.json there, so its LoRA rank is unknown (pass max_lora_rank)") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{config_path}: cannot be read as JSON ({exc})") from None
-    ranks = [config.get("r")] + list((config.get("rank_pattern") or {}).values())
-    if not isinstance(ranks[0], int) or not all(isinstance(r, int) and r > 0 for r in ranks):
-        raise ConfigError(f"{config_path}: not a LoRA adapter config (no whole-number `r`)")
-    return max(ranks)
+        return config_rank(read_adapter_config(Path(path)))
+    except AdapterLoadError as exc:
+        raise ConfigError(f"adapter {path}: {exc}, so its LoRA rank is unknown (pass max_lora_rank)") from None
 
 
 def vllm_lora_rank(rank: int) -> int:
