@@ -460,13 +460,12 @@ class _RowControl:
     def __init__(self, tokenizer, indices, options, config, on_token, device):
         import torch
 
-        self.tokenizer, self.indices, self.on_token = tokenizer, indices, on_token
+        self.tokenizer, self.indices, self.on_token, self.config = tokenizer, indices, on_token, config
         self.options = options or [RowOptions() for _ in indices]
         self.limits = [min(o.max_new_tokens or config.max_new_tokens, config.max_new_tokens) for o in self.options]
         self.emitted = [""] * len(indices)
         self.final: list[tuple[str, int, str] | None] = [None] * len(indices)
         self.cancelled = [False] * len(indices)
-        self.eos = set(config.eos_token_id) | {config.pad_token_id}
         self.sampled = [row for row, o in enumerate(self.options) if o.temperature > 0]
         self.generators = {}
         for row in self.sampled:
@@ -527,7 +526,6 @@ class _RowControl:
             return
         texts = self.tokenizer.batch_decode(generated[open_rows].tolist(), skip_special_tokens=True) if self.watch else None
         for position, row in enumerate(open_rows):
-            tokens = generated[row].tolist()
             finish = None
             if bool(done[row]):
                 finish = "stop"
@@ -550,10 +548,8 @@ class _RowControl:
                     continue
                 finish = "cancelled"
             done[row] = True
-            n_out = next((i for i, t in enumerate(tokens) if t in self.eos), len(tokens))
-            if text is None or not self.options[row].stop:
-                text = self.tokenizer.decode(tokens[:n_out], skip_special_tokens=True)
-            self._finish(row, text.strip(), n_out, finish)
+            decoded, n_out = _decode(self.tokenizer, generated[row].tolist(), self.config.eos_token_id, self.config.pad_token_id)
+            self._finish(row, text.strip() if self.options[row].stop else decoded, n_out, finish)
 
     def _finish(self, row, text, n_out, finish):
         self.final[row] = (text, n_out, finish)

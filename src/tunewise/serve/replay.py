@@ -9,7 +9,6 @@ with the evaluation's metric and counts how many replies are identical to the on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def replay_evaluation(url: str, model: str, evaluation: str, candidate: str, *, 
     replies = run_endpoint(served, prompts, task, config)
     scored = metrics.score(task, rows, replies.texts, stats.resample_indices(len(rows), 200, config.seed), config.confidence)
     primary = results.primary_metric
-    recorded = _recorded_outputs(results.outputs_path, found.name)
+    recorded = _recorded_outputs(results, found.name)
     same = sum(1 for i, text in enumerate(replies.texts) if recorded.get(i) == text)
     latencies = np.array(replies.latency_s or [0.0]) * 1000
     evaluated = found.metric(primary)
@@ -99,16 +98,13 @@ def _serves_recipe(url: str, model: str, spec_name: str) -> bool:
         return False  # a server that cannot say is sent the evaluation's prompts
 
 
-def _recorded_outputs(path: str | None, name: str) -> dict[int, str]:
-    if not path or not Path(path).exists():
+def _recorded_outputs(results, name: str) -> dict[int, str]:
+    """Row position -> the reply the evaluation recorded for candidate `name` (none when it kept no outputs)."""
+    from tunewise.evaluate.review import iter_outputs
+
+    if not results.outputs_path or not Path(results.outputs_path).exists():
         return {}
-    outputs = {}
-    with open(path, encoding="utf-8") as handle:
-        for position, line in enumerate(handle):
-            entry = json.loads(line).get("candidates", {}).get(name)
-            if entry is not None:
-                outputs[position] = entry.get("output")
-    return outputs
+    return {position: row.candidates[name].output for position, row in enumerate(iter_outputs(results)) if name in row.candidates}
 
 
 __all__ = ["Replay", "replay_evaluation"]
