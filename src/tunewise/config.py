@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tunewise.advise.config import MOVED_TO_THRESHOLDS, AdviseConfig
 from tunewise.data.config import DataConfig
+from tunewise.deploy.config import DeployConfig
 from tunewise.errors import ConfigError, SettingMovedWarning
 from tunewise.evaluate.config import EvalConfig
 from tunewise.serve.config import ServeConfig
@@ -45,6 +46,7 @@ class TunewiseConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
     advise: AdviseConfig = Field(default_factory=AdviseConfig, description="Decision and ROI")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="The OpenAI-compatible server (tunewise serve)")
+    deploy: DeployConfig = Field(default_factory=DeployConfig, description="Deployments: traffic splits, the request log and alert rules")
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +162,11 @@ def render_yaml(config: BaseModel, *, indent: int = 0) -> str:
         if isinstance(value, BaseModel):
             lines.append(f"{pad}{name}:")
             lines.append(render_yaml(value, indent=indent + 1))
+        elif isinstance(value, list) and any(isinstance(item, BaseModel) for item in value):
+            # A list of settings objects (alert rules): block style, one item per group of lines, readable to edit.
+            items = [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in value]
+            dumped = yaml.safe_dump({name: items}, default_flow_style=False, sort_keys=False, width=10_000).rstrip()
+            lines.extend(f"{pad}{line}" for line in dumped.splitlines())
         else:
             dumped = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False, width=10_000).strip()
             if dumped.startswith("{") and dumped.endswith("}"):

@@ -27,13 +27,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunewise.errors import NotFoundError, StoreError
 from tunewise.store.models import (
+    Alert,
     Audit,
     Base,
     Dataset,
     Decision,
     Deployment,
+    DeploymentEvent,
     Evaluation,
     EvaluationCandidate,
+    Feedback,
+    RequestLog,
     Run,
     RunStep,
     utcnow,
@@ -50,6 +54,10 @@ __all__ = [
     "EvaluationCandidate",
     "Decision",
     "Deployment",
+    "DeploymentEvent",
+    "RequestLog",
+    "Feedback",
+    "Alert",
     "file_hash",
     "default_url",
     "resolve_url",
@@ -430,11 +438,114 @@ class Store:
         with self.session() as session:
             return session.scalars(select(Decision).order_by(Decision.created_at.desc())).first()
 
-    def add_deployment(self, name: str, *, config: dict[str, Any], traffic: dict[str, Any]) -> Deployment:
-        return self._add(Deployment(name=name, config=config, traffic=traffic))
+    # -- deployments ------------------------------------------------------------------------------
+    def create_deployment(self, name: str, state: dict[str, Any], *, actor: str, reason: str | None = None,
+                          evaluation_id: str | None = None) -> Deployment:
+        """A new deployment at version 1 with its `create` event; a name already taken is a StoreError."""
+        with self.session() as session:
+            if session.scalars(select(Deployment).where(Deployment.name == name)).first() is not None:
+                raise StoreError(f"a deployment named {name!r} already exists (change it with `tunewise deploy set {name}`)")
+            record = Deployment(name=name, config=state, traffic={}, version=1, updated_at=utcnow())
+            session.add(record)
+            session.flush()
+            session.add(DeploymentEvent(deployment_id=record.id, version=1, action="create", actor=actor, reason=reason,
+                                        evaluation_id=evaluation_id, state=state))
+        return record
+
+    def change_deployment(self, ref: str, state: dict[str, Any], *, action: str, actor: str, reason: str | None = None,
+                          evaluation_id: str | None = None, status: str | None = None) -> Deployment:
+        """Write a deployment's new state and append its event in one transaction; the version goes up by one."""
+        deployment_id = self.get_deployment(ref).id
+        with self.session() as session:
+            # FOR UPDATE on PostgreSQL: two concurrent changes get consecutive versions, not the same one twice.
+            record = session.scalars(select(Deployment).where(Deployment.id == deployment_id).with_for_update()).one()
+            record.version = (record.version or 1) + 1
+            record.config, record.updated_at = state, utcnow()
+            if status is not None:
+                record.status = status
+            session.add(DeploymentEvent(deployment_id=record.id, version=record.version, action=action, actor=actor,
+                                        reason=reason, evaluation_id=evaluation_id, state=state))
+        return record
 
     def get_deployment(self, ref: str) -> Deployment:
+        """A deployment by name, id or unique id prefix."""
+        with self.session() as session:
+            found = session.scalars(select(Deployment).where(Deployment.name == ref)).first()
+            if found is not None:
+                return found
         return self._get(Deployment, ref, "deployment")
+
+    def list_deployments(self) -> list[Deployment]:
+        with self.session() as session:
+            return list(session.scalars(select(Deployment).order_by(Deployment.created_at)))
+
+    def deployment_version(self, deployment_id: str) -> int | None:
+        """The current version alone: what a server polls to notice a change (None: the deployment is gone)."""
+        with self.session() as session:
+            return session.scalar(select(Deployment.version).where(Deployment.id == deployment_id))
+
+    def deployment_events(self, deployment_id: str) -> list[DeploymentEvent]:
+        with self.session() as session:
+            query = select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id)
+            return list(session.scalars(query.order_by(DeploymentEvent.version, DeploymentEvent.id)))
+
+    # -- request log, feedback, alerts ---------------------------------------------------------------
+    def log_requests(self, rows: list[dict[str, Any]]) -> None:
+        """Insert request log rows (dicts of RequestLog fields) in one transaction; returns once committed."""
+        if not rows:
+            return
+        with self.session() as session:
+            session.add_all(RequestLog(**row) for row in rows)
+
+    def request_logs(self, deployment_id: str, *, since: datetime | None = None, until: datetime | None = None,
+                     role: str | None = "served", limit: int | None = None) -> list[RequestLog]:
+        """Logged requests of a deployment, oldest first (`role=None`: served and shadow rows)."""
+        with self.session() as session:
+            query = select(RequestLog).where(RequestLog.deployment_id == deployment_id)
+            if since is not None:
+                query = query.where(RequestLog.created_at >= since)
+            if until is not None:
+                query = query.where(RequestLog.created_at < until)
+            if role is not None:
+                query = query.where(RequestLog.role == role)
+            query = query.order_by(RequestLog.created_at, RequestLog.id)
+            return list(session.scalars(query.limit(limit) if limit else query))
+
+    def get_request_log(self, request_id: str) -> RequestLog | None:
+        with self.session() as session:
+            return session.get(RequestLog, request_id)
+
+    def add_feedback(self, request_id: str, *, label: str | None = None, correct: bool | None = None,
+                     score: int | None = None, comment: str | None = None) -> Feedback:
+        """Attach ground truth to a logged request; an unknown request id is a NotFoundError."""
+        with self.session() as session:
+            if session.get(RequestLog, request_id) is None:
+                raise NotFoundError(f"no logged request {request_id!r} (feedback takes the x-request-id of a deployment's response)")
+            record = Feedback(request_id=request_id, label=label, correct=correct, score=score, comment=comment)
+            session.add(record)
+        return record
+
+    def feedback(self, deployment_id: str, *, since: datetime | None = None) -> list[Feedback]:
+        """Feedback on a deployment's logged requests, oldest first (a request may have several: the last counts)."""
+        with self.session() as session:
+            query = (select(Feedback).join(RequestLog, Feedback.request_id == RequestLog.id)
+                     .where(RequestLog.deployment_id == deployment_id))
+            if since is not None:
+                query = query.where(RequestLog.created_at >= since)
+            return list(session.scalars(query.order_by(Feedback.created_at, Feedback.id)))
+
+    def add_alert(self, deployment_id: str, *, rule: str, message: str, variant: str | None = None, value: float | None = None,
+                  threshold: float | None = None, details: dict[str, Any] | None = None, delivered: bool | None = None,
+                  delivery_error: str | None = None) -> Alert:
+        return self._add(Alert(deployment_id=deployment_id, rule=rule, message=message, variant=variant, value=value,
+                               threshold=threshold, details=details or {}, delivered=delivered, delivery_error=delivery_error))
+
+    def alerts(self, deployment_id: str, *, since: datetime | None = None) -> list[Alert]:
+        with self.session() as session:
+            query = select(Alert).where(Alert.deployment_id == deployment_id)
+            if since is not None:
+                query = query.where(Alert.created_at >= since)
+            return list(session.scalars(query.order_by(Alert.created_at)))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

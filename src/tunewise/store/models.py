@@ -130,9 +130,85 @@ class Decision(Base):
 class Deployment(Base):
     __tablename__ = "deployments"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("dep"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     traffic: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     requests_logged: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Bumped by every change: a server polls this one integer to pick up a rollback within a second.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeploymentEvent(Base):
+    """Append-only: one row per change of a deployment, holding the state after it."""
+
+    __tablename__ = "deployment_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))  # create | share | shadow | rollback | resume | promote | set
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    evaluation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class RequestLog(Base):
+    """One request a deployment answered (role 'served') or a candidate answered in the shadow ('shadow')."""
+
+    __tablename__ = "request_logs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the response id the client got (x-request-id)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # the deployment state that routed it
+    variant: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), default="served")  # served | shadow
+    shadow_of: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    sticky: Mapped[bool] = mapped_column(Boolean, default=False)
+    bucket: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    messages: Mapped[list[Any]] = mapped_column(JSON, default=list)  # redacted unless raw logging is on
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    redacted: Mapped[bool] = mapped_column(Boolean, default=True)
+    pii_found: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Feedback(Base):
+    """Ground truth for a logged request: a label, a correct/incorrect flag and/or a 1-5 score."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("request_logs.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alert(Base):
+    """An alert rule that fired on a deployment, and whether its webhook took the payload."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("alert"))
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    variant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    delivered: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: no webhook configured
+    delivery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
