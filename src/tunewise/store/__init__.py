@@ -473,7 +473,10 @@ class Store:
             found = session.scalars(select(Deployment).where(Deployment.name == ref)).first()
             if found is not None:
                 return found
-        return self._get(Deployment, ref, "deployment")
+        try:
+            return self._get(Deployment, ref, "deployment")
+        except NotFoundError:
+            raise NotFoundError(f"no deployment {ref!r} in the store (list them with `tunewise deploy list`)") from None
 
     def list_deployments(self) -> list[Deployment]:
         with self.session() as session:
