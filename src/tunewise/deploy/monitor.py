@@ -430,19 +430,28 @@ def render_status(status: Status):
         Text(f"window: {status.window_hours:g} h, {status.since:%Y-%m-%d %H:%M} to {status.until:%Y-%m-%d %H:%M} UTC; "
              f"{status.requests:,} requests served"),
     ]
+    # One column per variant, one row per metric: a deployment has few variants and many numbers.
     table = Table(show_edge=False)
-    for column in ("variant", "share", "requests (sticky/per-req)", "errors", "p50 ms", "p95 ms", "tokens in/out",
-                   "tokens / 1k", "cost / 1k", "quality (95% CI, n)", "drift (JS)"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("")
     for v in status.variants:
-        quality = "n/a" if v.quality is None else f"{v.quality:.1%} ({v.quality_low:.1%}–{v.quality_high:.1%}, n={v.feedback})"
-        shadow = f" +{v.shadow_requests} shadow" if v.shadow_requests else ""
-        table.add_row(
-            f"{v.name} [dim]({v.spec})[/]", f"{v.share:g}%", f"{v.requests:,} ({v.sticky_requests}/{v.per_request}){shadow}",
-            f"{v.error_rate:.1%}", _num(v.p50_ms, "{:.0f}"), _num(v.p95_ms, "{:.0f}"),
-            f"{_num(v.mean_prompt_tokens, '{:.0f}')}/{_num(v.mean_completion_tokens, '{:.0f}')}",
-            _num(v.tokens_per_1k, "{:,.0f}"), _num(v.cost_per_1k_usd, "${:.4f}"), quality, _num(v.drift),
-        )
+        table.add_column(v.name + (" (removed)" if v.role == "removed" else ""), justify="right")
+    for v in status.variants:
+        parts.append(Text(f"{v.name}: {v.spec}", style="dim"))
+
+    def row(label: str, cell) -> None:
+        table.add_row(label, *(cell(v) for v in status.variants))
+
+    row("share of users", lambda v: f"{v.share:g}%")
+    row("requests", lambda v: f"{v.requests:,}" + (f" +{v.shadow_requests:,} shadow" if v.shadow_requests else ""))
+    row("  sticky / per request", lambda v: f"{v.sticky_requests:,} / {v.per_request:,}")
+    row("error rate", lambda v: f"{v.error_rate:.1%} ({v.errors:,})")
+    row("latency p50 / p95 ms", lambda v: f"{_num(v.p50_ms, '{:.0f}')} / {_num(v.p95_ms, '{:.0f}')}")
+    row("tokens in / out (mean)", lambda v: f"{_num(v.mean_prompt_tokens, '{:.0f}')} / {_num(v.mean_completion_tokens, '{:.0f}')}")
+    row("tokens per 1k requests", lambda v: _num(v.tokens_per_1k, "{:,.0f}"))
+    row("cost per 1k requests", lambda v: _num(v.cost_per_1k_usd, "${:,.4f}"))
+    row("quality (95% CI)", lambda v: "n/a" if v.quality is None else f"{v.quality:.1%} ({v.quality_low:.1%}–{v.quality_high:.1%})")
+    row("  feedback", lambda v: f"{v.feedback:,}")
+    row("drift (JS distance)", lambda v: _num(v.drift))
     parts.append(table)
     for verdict in status.verdicts:
         parts.append(Text(f"• {verdict}"))
