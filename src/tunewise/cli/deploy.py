@@ -84,7 +84,10 @@ def set_command(
 
 @deploy_app.command("list")
 def list_command() -> None:
-    """The deployments in the store, with their current split."""
+    """The deployments in the store, with their current split.
+
+    Example: `tunewise deploy list`
+    """
     from tunewise.deploy.state import load
     from tunewise.store import Store
 
@@ -103,7 +106,10 @@ def list_command() -> None:
 
 @deploy_app.command("history")
 def history_command(name: str = typer.Argument(..., help="Deployment name or id.")) -> None:
-    """Every change of a deployment: version, when, who, what, why and the evaluation behind it."""
+    """Every change of a deployment: version, when, who, what, why and the evaluation behind it.
+
+    Example: `tunewise deploy history tickets`
+    """
     from tunewise.records.deployment import DeploymentState
     from tunewise.store import Store
 

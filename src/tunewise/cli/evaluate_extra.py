@@ -99,12 +99,13 @@ def import_review_command(
 def report_command(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for report.html, report.md and the plots."),
     evaluation: str = typer.Option("latest", "--evaluation", "-e", help="Evaluation id (default: the latest comparison)."),
+    deployment: list[str] = typer.Option([], "--deployment", help="Repeatable: the deployments to report on (default: every deployment in the store)."),
 ) -> None:
-    """Write one self-contained HTML report (plots embedded) and a Markdown summary: candidates, intervals, significance, errors, cost, learning curve, audit and decision.
+    """Write one self-contained HTML report (plots embedded) and a Markdown summary: candidates, intervals, significance, errors, cost, learning curve, audit, decision and deployments (traffic, quality per variant, alerts, decision trail).
 
     Example: `tunewise report -o report/`
     """
     from tunewise.evaluate.report import write_report
 
-    html_path, md_path = write_report(out, evaluation_ref=evaluation)
+    html_path, md_path = write_report(out, evaluation_ref=evaluation, deployments=deployment or None)
     console.print(f"report {html_path}\nsummary {md_path}", highlight=False)

@@ -27,11 +27,13 @@ MAX_ERRORS = 8
 CLIP = 300  # characters of an input or output shown in the error examples
 
 
-def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: str = "latest") -> tuple[Path, Path]:
+def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: str = "latest",
+                 deployments: list[str] | None = None) -> tuple[Path, Path]:
     """Write `report.html` (self-contained) and `report.md` into `out_dir`; returns both paths.
 
     `evaluation_ref` is an evaluation id or `latest` (the newest comparison). The learning curve, audit
-    and decision sections use the newest of each in the store.
+    and decision sections use the newest of each in the store. `deployments` names the deployments to add a
+    section for (default: every deployment in the store).
     Example: html_path, md_path = write_report("report/", evaluation_ref="eval-3f2a9c1b7d")
     """
     from tunewise.render import render_page
@@ -41,7 +43,10 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
         evaluation = _evaluation(store, evaluation_ref)
         curve = store.latest_evaluation(kind="curve")
         audit = store.latest_audit()
-        if evaluation is None and curve is None and audit is None and store.latest_decision() is None:
+        from tunewise.deploy.report import deployment_section
+
+        names = deployments if deployments is not None else [d.name for d in store.list_deployments()]
+        if not names and evaluation is None and curve is None and audit is None and store.latest_decision() is None:
             raise EvaluationError("nothing to report yet: run `tunewise data audit`, `tunewise eval` or `tunewise advise` first")
         facts, verdict, sections = _header(store, evaluation), None, []
         if evaluation is not None:
@@ -51,7 +56,7 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
                          _operations(results), _training(store, results), _human_review(results)]
         else:
             sections.append(Section("Candidates").text("No comparison yet: run `tunewise eval`."))
-        sections += [_curve(curve), _audit(audit), _decision(store)]
+        sections += [_curve(curve), _audit(audit), _decision(store), *(deployment_section(store, name) for name in names)]
         sections = [s for s in sections if s is not None]
 
         out = Path(out_dir)
