@@ -162,3 +162,13 @@ def test_promote_cli_unknown_deployment_is_one_line_exit_2(tmp_path, monkeypatch
         text = (captured.out + captured.err).strip()
         assert exit_info.value.code == 2 and "no deployment 'missing'" in text
         assert "Traceback" not in text and len(text.splitlines()) == 1
+
+
+def test_a_first_candidate_is_added_and_a_second_step_is_gated_against_the_baseline(store, tmp_path):
+    loaded = create_deployment("solo", baseline=BASELINE, store=store)
+    gate = _gate(store, tmp_path, {NEW: [True] * 55 + [False] * 5, BASELINE: [True] * 30 + [False] * 30})
+    first = promote("solo", NEW, gate_evaluation=gate, store=store, config=DeployConfig())
+    assert first.previous_spec is None and first.share_after == 10 and first.gate.reference == BASELINE
+    second = promote("solo", NEW, gate_evaluation=gate, store=store, config=DeployConfig())
+    assert second.share_before == 10 and second.share_after == 25 and second.gate.reference == BASELINE
+    assert [e.action for e in store.deployment_events(loaded.record.id)] == ["create", "promote", "promote"]
