@@ -12,8 +12,10 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
     assert [step.name for step in result.steps] == [
         "Embedded model", "Import the sample task", "Audit", "Clean", "Train a LoRA adapter",
         "Evaluate against prompt baselines", "Learning curve", "Advise: fine-tune or not?",
-        "Serve the fine-tune (OpenAI-compatible API)", "Report",
+        "Serve the fine-tune (OpenAI-compatible API)", "Deploy behind a 10% split and monitor", "Report",
     ]
+    # The deployment answered every replayed row through real HTTP and took a feedback label for each.
+    assert result.deployed and "12 requests" in result.deployed and "12 feedback labels" in result.deployed, result.deployed
     # The adapter answered the evaluation's rows over real HTTP exactly as it answered them in the evaluation.
     assert result.served and "12/12 replies identical" in result.served, result.served
     assert result.report_html.exists() and "Learning curve" in result.report_html.read_text()

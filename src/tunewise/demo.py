@@ -74,6 +74,7 @@ class DemoResult:
     audit_html: Path | None = None
     found_vs_planted: list[dict[str, Any]] = field(default_factory=list)
     served: str | None = None
+    deployed: str | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -303,6 +304,34 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     steps.run(9, "Serve the fine-tune (OpenAI-compatible API)", serve_adapter)
 
+    def deploy() -> tuple[Any, str]:
+        from tunewise.deploy.alerts import evaluate_rules
+        from tunewise.deploy.config import AlertRule
+        from tunewise.deploy.monitor import deployment_status, render_status
+        from tunewise.deploy.state import create_deployment
+        from tunewise.deploy.traffic import simulate_traffic
+        from tunewise.serve import create_server
+        from tunewise.serve.api import running
+
+        # The guide's last step: the fine-tune behind a 10% sticky split against the evaluation's best prompt
+        # baseline, the held-out tickets replayed by simulated users who report the right label as feedback.
+        baseline = _compared(store, result.evaluation_id).baseline or f"zero-shot:{plan.model}"
+        create_deployment("tickets-ab", baseline=baseline, candidates=[f"adapter:{run.id}"], share=10, model=plan.model,
+                          recipe_data=str(train_path), eval_data=str(data["eval"]),
+                          reason=f"evaluation {result.evaluation_id}: {result.verdict}", store=store)
+        with running(create_server(plan.model, deployment="tickets-ab", store=store)) as port:
+            traffic = simulate_traffic(f"http://127.0.0.1:{port}/v1", "tickets-ab", data["eval"], users=200,
+                                       limit=plan.eval_limit, concurrency=8)
+        status = deployment_status("tickets-ab", store=store)
+        console.print(render_status(status))
+        rule = AlertRule(name="candidate-quality-drop", metric="quality_drop", threshold=0.0, variant="candidate", min_requests=10)
+        fired = evaluate_rules("tickets-ab", rules=[rule], store=store, send=False)
+        alert = f"alert rule {rule.name}: {'FIRED' if fired else 'quiet'}"
+        result.deployed = f"{traffic.summary()}; {alert}"
+        return status, f"deployment 'tickets-ab' (10% to the fine-tune): {result.deployed}"
+
+    steps.run(10, "Deploy behind a 10% split and monitor", deploy)
+
     def report() -> tuple[tuple[Path, Path], str]:
         from tunewise.evaluate.report import write_report
 
@@ -310,7 +339,13 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         result.report_html, result.report_md = Path(html_path), Path(md_path)
         return (html_path, md_path), f"report: {html_path} and {md_path}"
 
-    steps.run(10, "Report", report)
+    steps.run(11, "Report", report)
+
+
+def _compared(store, evaluation_id: str | None):
+    from tunewise.evaluate.review import comparison_results
+
+    return comparison_results(store.get_evaluation(evaluation_id))
 
 
 @contextlib.contextmanager

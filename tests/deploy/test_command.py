@@ -41,3 +41,8 @@ def test_bad_input_is_one_line_without_a_traceback(capsys):
     assert code == 2 and "no deployment 'missing'" in out and "Traceback" not in out
     code, out = run(["deploy", "create", "x", "--baseline", "bogus"], capsys)
     assert code == 2 and "--baseline" in out and "Traceback" not in out
+
+
+def test_serving_an_unknown_deployment_names_the_list_command(capsys):
+    code, out = run(["serve", "--deployment", "missing", "--port", "0"], capsys)
+    assert code == 2 and "no deployment 'missing'" in out and "tunewise deploy list" in out and "Traceback" not in out

@@ -39,6 +39,7 @@ def serve_command(
     backend: str = typer.Option("local", "--backend", help="'local' (transformers + PEFT in this process) or 'vllm' (a vLLM server with --enable-lora)."),
     vllm_url: Optional[str] = typer.Option(None, "--vllm-url", help="With --backend vllm: attach to this running vLLM server instead of launching one."),
     engine: str = typer.Option("stacked", "--engine", help="Local mixed-adapter engine: 'stacked' (fast, plain LoRA) or 'peft' (PEFT's adapter_names: DoRA and every type PEFT loads)."),
+    deployment: list[str] = typer.Option([], "--deployment", help="Repeatable: serve a deployment (`tunewise deploy create`) as a model of its name; each request goes to a variant by the sticky split, is logged and takes feedback at POST /v1/feedback."),
     api_key_file: Optional[Path] = typer.Option(None, "--api-key-file", help="Require an API key: the file of hashed keys that `tunewise serve add-key` writes."),
     *,
     settings: dict,
@@ -55,6 +56,8 @@ def serve_command(
     Example: `tunewise serve --upstream gpt=https://api.example.com/v1#gpt-4o-mini --adapter tickets=run-3f2a`
 
     Example: `tunewise serve --backend vllm --model ./llama-3.2-1b --adapter tickets=run-3f2a`
+
+    Example: `tunewise serve --deployment tickets` (the app calls model "tickets"; the response header x-tunewise-variant says who answered)
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -66,12 +69,13 @@ def serve_command(
         config = override(config, api_key_file=str(api_key_file))
     adapters, recipes = parse_pairs(adapter, "--adapter"), parse_pairs(recipe, "--recipe")
     local = backend == "local" and (model or adapters or recipes or not upstream)
-    what = ", ".join(filter(None, [model or (load_config().model if local else None),
+    what = ", ".join(filter(None, [f"deployment {', '.join(deployment)}" if deployment else "",
+                                   model or (load_config().model if local and not deployment else None),
                                    f"{len(adapters)} adapter(s)" if adapters else "", f"{len(recipes)} recipe(s)" if recipes else "",
                                    f"{len(upstream)} upstream(s)" if upstream else ""]))
     err_console.print(f"Loading {what}...", highlight=False)
     serve(model, config=config, adapters=adapters, recipes=recipes, recipe_data=str(recipe_data) if recipe_data else None,
-          upstreams=upstream, backend=backend, vllm_url=vllm_url, engine=engine, on_ready=_announce)
+          upstreams=upstream, backend=backend, vllm_url=vllm_url, engine=engine, deployment=deployment or None, on_ready=_announce)
 
 
 def _announce(app, port: int) -> None:
@@ -79,6 +83,8 @@ def _announce(app, port: int) -> None:
     table = Table(title=None, show_edge=False)
     for column in ("model", "kind", "parent", "source"):
         table.add_column(column)
+    for name, gateway in app.state.deployments.items():
+        table.add_row(name, "deployment", "", gateway.state.summary())
     for name, (_, card) in app.state.router.table().items():
         table.add_row(name, card.kind, card.parent or "", card.source or "")
     console.print(table)

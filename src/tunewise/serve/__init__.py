@@ -86,16 +86,28 @@ def _adapter_folder(ref: str, store):
         raise ConfigError(str(exc)) from exc
 
 
-def create_server(model: str | None = None, *, config: ServeConfig | None = None, **options):
-    """The ASGI app of `tunewise serve` (options as `build_backends`); weights load when the app starts."""
+def create_server(model: str | None = None, *, config: ServeConfig | None = None, deployment: str | list[str] | None = None,
+                  store=None, **options):
+    """The ASGI app of `tunewise serve` (options as `build_backends`); weights load when the app starts.
+
+    `deployment` (a name, or several sharing one base model) serves each deployment as a model of its name,
+    with its variants, traffic split, request log and feedback route (`tunewise.deploy.gateway`).
+    """
     from tunewise.serve.api import create_app
     from tunewise.serve.keys import KeyRing
 
     config = config or ServeConfig()
-    backends = build_backends(model, config=config, **options)
+    gateways = []
+    if deployment:
+        from tunewise.deploy.gateway import DeploymentGateway, merge_options
+
+        for name in [deployment] if isinstance(deployment, str) else list(deployment):
+            gateways.append(DeploymentGateway.open(name, store=store))
+        model, options = merge_options(model, options, gateways)
+    backends = build_backends(model, config=config, store=store, **options)
     keys = KeyRing.load(config.api_key_file) if config.api_key_file else None
     try:
-        return create_app(backends, config, keys=keys)
+        return create_app(backends, config, keys=keys, deployments=gateways)
     except ValueError as exc:  # two backends serving one name
         raise ConfigError(str(exc)) from exc
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -102,6 +102,17 @@ class Router:
         raise APIError(400, "no backend of this server loads adapters at run time (serve a local base model)", param="lora_name")
 
 
+class FeedbackBody(BaseModel):
+    """`POST /v1/feedback`: ground truth for a deployment's answer, by the `x-request-id` it came with."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=64)
+    label: str | None = Field(None, max_length=10_000)
+    correct: bool | None = None
+    score: int | None = Field(None, ge=1, le=5)
+    comment: str | None = Field(None, max_length=10_000)
+
+
 class LoadAdapterBody(BaseModel):
     model_config = ConfigDict(extra="allow")  # vLLM clients may send load_inplace and the like
     lora_name: str
@@ -149,10 +160,18 @@ class _ClosingStreamingResponse(StreamingResponse):
             pass  # a hang-up mid-stream is the client's choice, not a server error to log with a traceback
 
 
-def create_app(backends: list[Backend], config: ServeConfig | None = None, *, keys: KeyRing | None = None) -> FastAPI:
-    """The ASGI app serving `backends`; `keys` set means every /v1 route needs `Authorization: Bearer <key>`."""
+def create_app(backends: list[Backend], config: ServeConfig | None = None, *, keys: KeyRing | None = None,
+               deployments: list | None = None) -> FastAPI:
+    """The ASGI app serving `backends`; `keys` set means every /v1 route needs `Authorization: Bearer <key>`.
+
+    `deployments` (`tunewise.deploy.gateway.DeploymentGateway`s) are served as models of their own name: each
+    request is routed to a variant, logged, and answered with the variant in a header.
+    """
     config = config or ServeConfig()
     router = Router(backends)
+    gateways = {gateway.name: gateway for gateway in deployments or ()}
+    if clash := set(gateways) & set(router.table()):
+        raise ValueError(f"the model name {sorted(clash)[0]!r} is both a deployment and a served model; rename one")
     for name in router.table():
         router.created(name)
 
@@ -165,6 +184,7 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started: list[Backend] = []
+        started_gateways: list = []
         try:
             for backend in router.backends:
                 try:
@@ -173,8 +193,20 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
                     app.state.startup_error = exc  # `tunewise.serve.serve` turns it into the command's one-line error
                     raise
                 started.append(backend)
+            for gateway in gateways.values():
+                try:
+                    await gateway.start(router, metrics)
+                except BaseException as exc:
+                    app.state.startup_error = exc
+                    raise
+                started_gateways.append(gateway)
             yield
         finally:
+            for gateway in reversed(started_gateways):
+                try:
+                    await gateway.close()
+                except Exception:
+                    log.exception("closing deployment %s failed", gateway.name)
             for backend in reversed(started):
                 try:
                     await backend.close()
@@ -184,6 +216,7 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     app = FastAPI(title="tunewise serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.router.route_class = _GuardedRoute
     app.state.router, app.state.metrics, app.state.config = router, metrics, config
+    app.state.deployments = gateways
     app.state.startup_error = None
     _install_error_handlers(app)
 
@@ -200,26 +233,32 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
 
     @v1.get("/models")
     async def list_models():
-        return {"object": "list", "data": router.cards()}
+        deployed = [gateway.card().to_openai(router.created(name)) for name, gateway in gateways.items()]
+        return {"object": "list", "data": [*deployed, *router.cards()]}
 
     @v1.get("/models/{model:path}")
     async def get_model(model: str):
+        if model in gateways:
+            return gateways[model].card().to_openai(router.created(model))
         _, card = router.resolve(model)
         return card.to_openai(router.created(model))
 
     @v1.post("/chat/completions")
     async def chat_completions(request: Request):
         started = time.perf_counter()
-        label = UNKNOWN_MODEL
+        label, route = UNKNOWN_MODEL, None
         try:
             req = _validate(ChatCompletionRequest, await _read_json(request, config.max_body_bytes))
+            if req.model in gateways:
+                route = gateways[req.model].route(req, request.headers)
+                req = req.model_copy(update={"model": route.served})
             backend, _ = router.resolve(req.model)
             label = req.model
             _check_limits(req, config)
             if backend.queue_depth() >= config.max_queue:
                 raise RateLimited(f"the server is busy: {config.max_queue} requests are queued for {req.model!r}; retry shortly")
             if req.stream:
-                return await _open_stream(backend, req, label, started, config, metrics)
+                return await _open_stream(backend, req, label, started, config, metrics, route=route)
             try:
                 async with asyncio.timeout(config.request_timeout_s):
                     result = await backend.complete(req)
@@ -227,12 +266,30 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
                 raise _timed_out(config) from None
         except APIError as err:
             metrics.observe(label, err.status, time.perf_counter() - started, error_type=err.type)
+            if route is not None:
+                await route.failed(err, started)
             raise
         except Exception as exc:
             metrics.observe(label, 500, time.perf_counter() - started, error_type="server_error")
-            raise _internal(exc) from exc
+            err = _internal(exc)
+            if route is not None:
+                await route.failed(err, started)
+            raise err from exc
         metrics.observe(label, 200, time.perf_counter() - started, usage=result.get("usage"))
+        if route is not None:
+            result = await route.answered(result, started)
+            return JSONResponse(result, headers=route.headers)
         return JSONResponse(result, headers={"x-request-id": str(result["id"])} if result.get("id") else None)
+
+    @v1.post("/feedback")
+    async def feedback(request: Request):
+        body = _validate(FeedbackBody, await _read_json(request, config.max_body_bytes))
+        if body.label is None and body.correct is None and body.score is None:
+            raise APIError(400, "feedback needs a label, correct (true/false) or a score (1-5)", param="label")
+        gateway = next(iter(gateways.values()), None)
+        if gateway is None:
+            raise APIError(400, "this server serves no deployment: start it with `tunewise serve --deployment NAME`")
+        return await asyncio.to_thread(_record_feedback, gateway.store, body, gateways, metrics)
 
     @v1.post("/load_lora_adapter")
     async def load_lora_adapter(request: Request):
@@ -284,10 +341,30 @@ def create_app(backends: list[Backend], config: ServeConfig | None = None, *, ke
     return app
 
 
+def _record_feedback(store, body: FeedbackBody, gateways: dict, metrics: ServeMetrics) -> dict:
+    from tunewise.errors import NotFoundError
+
+    logged = store.get_request_log(body.request_id)
+    known = {gateway.id: gateway.name for gateway in gateways.values()}
+    if logged is None or logged.deployment_id not in known:
+        raise APIError(404, f"no request {body.request_id!r} was logged by a deployment of this server "
+                            "(send the x-request-id header of the response)", param="request_id", code="request_not_found")
+    try:
+        stored = store.add_feedback(body.request_id, label=body.label, correct=body.correct, score=body.score, comment=body.comment)
+    except NotFoundError as exc:
+        raise APIError(404, str(exc), param="request_id", code="request_not_found") from None
+    verdict = "none" if body.correct is None else "correct" if body.correct else "incorrect"
+    metrics.feedback.labels(deployment=known[logged.deployment_id], variant=logged.variant, verdict=verdict).inc()
+    return {"object": "feedback", "id": stored.id, "request_id": body.request_id, "variant": logged.variant}
+
+
 async def _open_stream(backend: Backend, req: ChatCompletionRequest, label: str, started: float,
-                       config: ServeConfig, metrics: ServeMetrics) -> StreamingResponse:
+                       config: ServeConfig, metrics: ServeMetrics, *, route=None) -> StreamingResponse:
     """Pulls the first chunk before answering, so that an error the backend raises up front is a plain
-    JSON error with its status; later errors can only be one last `error` event."""
+    JSON error with its status; later errors can only be one last `error` event.
+
+    For a deployment (`route`), chunks carry the deployment's name and the request's id, and the log row is
+    committed before `[DONE]`: a client that saw the end of the stream has its row."""
     deadline = asyncio.get_running_loop().time() + config.request_timeout_s
     chunks = aiter(backend.stream(req))
 
@@ -308,9 +385,16 @@ async def _open_stream(backend: Backend, req: ChatCompletionRequest, label: str,
 
     async def events() -> AsyncIterator[bytes]:
         status, error_type, usage, first_token = 200, None, None, False
+        text: list[str] = []  # choice 0's text, for the deployment's log row
+        logged = False
         chunk = first
         try:
             while chunk is not None:
+                if route is not None:
+                    route.rename(chunk)
+                    for choice in chunk.get("choices") or ():
+                        if choice.get("index", 0) == 0 and (piece := (choice.get("delta") or {}).get("content")):
+                            text.append(piece)
                 if chunk.get("usage") is not None and not chunk.get("choices"):
                     usage = chunk["usage"]
                     if req.include_usage:
@@ -321,23 +405,37 @@ async def _open_stream(backend: Backend, req: ChatCompletionRequest, label: str,
                         metrics.first_token(label, time.perf_counter() - started)
                     yield _sse(chunk)
                 chunk = await pull()
+            if route is not None:
+                logged = True
+                await route.streamed("".join(text), usage, started)
             yield b"data: [DONE]\n\n"
         except APIError as err:
             status, error_type = err.status, err.type
+            if route is not None and not logged:
+                logged = True
+                await route.streamed("".join(text), usage, started, status=err.status, error=err.message)
             yield _sse(err.body())
         except Exception as exc:
             status, error_type = 500, "server_error"
+            if route is not None and not logged:
+                logged = True
+                await route.streamed("".join(text), usage, started, status=500, error=f"{type(exc).__name__}: {exc}")
             yield _sse(_internal(exc).body())
         except BaseException:
             # The client went away (cancelled) or the response is being closed: count it, as nginx does, as 499.
             status, error_type = 499, "client_closed"
+            if route is not None and not logged:
+                logged = True
+                route.gateway.spawn_log(route.streamed("".join(text), usage, started, status=499, error="the client closed the stream"))
             raise
         finally:
             await _aclose(chunks)
             metrics.observe(label, status, time.perf_counter() - started, error_type=error_type, usage=usage)
 
     headers = dict(_SSE_HEADERS)
-    if first and first.get("id"):
+    if route is not None:
+        headers.update(route.headers)
+    elif first and first.get("id"):
         headers["x-request-id"] = str(first["id"])
     return _ClosingStreamingResponse(events(), media_type="text/event-stream", headers=headers)
 

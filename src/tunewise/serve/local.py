@@ -234,13 +234,37 @@ class LocalBackend(Backend):
                 self.failed[name] = str(exc)
                 log.info("adapter %s not served: %s", name, exc)  # `tunewise serve` prints it beside the served models
         if self.recipe_specs:
-            from tunewise.serve.recipes import build_recipes
-
-            for name, recipe in build_recipes(self.recipe_specs, self.recipe_data, self.model_name, self._served, store=self.store).items():
-                self._served[name] = recipe
+            self._build_recipes(self.recipe_specs)
         self.scheduler = Scheduler(self.engine, self.tokenizer, max_batch_size=self.config.max_batch_size,
                                    batch_wait_ms=self.config.batch_wait_ms, max_new_tokens=self.config.max_tokens_cap)
         self.scheduler.start()
+
+    def _build_recipes(self, specs: dict[str, str]) -> None:
+        from tunewise.serve.recipes import build_recipes, parse_recipe
+
+        specs = dict(specs)
+        for name, text in list(specs.items()):
+            spec = parse_recipe(name, text)
+            if spec.kind != "adapter":
+                continue
+            try:
+                self._load_adapter(name, spec.target)
+            except (AdapterLoadError, APIError) as exc:
+                self.failed[name] = str(exc)
+                del specs[name]
+                log.info("adapter recipe %s not served: %s", name, exc)
+        for name, recipe in build_recipes(specs, self.recipe_data, self.model_name, self._served, store=self.store).items():
+            self._served[name] = recipe
+
+    async def add_recipe(self, name: str, spec: str) -> ModelCard:
+        """Serve one more recipe (a prompt spec or an adapter spec) while running; raises ConfigError or APIError."""
+        check_served_name(name)
+        if name in self._served:
+            raise APIError(400, f"'{name}' is already served", param="model")
+        await asyncio.to_thread(self._build_recipes, {name: spec})
+        if name not in self._served:
+            raise APIError(400, f"'{name}' could not be loaded: {self.failed.get(name, 'unknown reason')}", param="model")
+        return self._served[name].card
 
     async def close(self) -> None:
         if self.scheduler is not None:

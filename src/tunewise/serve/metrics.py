@@ -32,6 +32,13 @@ class ServeMetrics:
                                       ["model"], buckets=_TTFT_BUCKETS, registry=r)
         self.prompt_tokens = Counter("tunewise_prompt_tokens", "Prompt tokens read", ["model"], registry=r)
         self.completion_tokens = Counter("tunewise_completion_tokens", "Completion tokens generated", ["model"], registry=r)
+        # Deployment and variant names come from the store, never from a client, so these series stay bounded.
+        self.deployment_requests = Counter("tunewise_deployment_requests_total", "Requests a deployment's variants answered, by role (served or shadow) and HTTP status",
+                                           ["deployment", "variant", "role", "status"], registry=r)
+        self.deployment_seconds = Histogram("tunewise_deployment_request_seconds", "Time a deployment's variant took to answer",
+                                            ["deployment", "variant", "role"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.feedback = Counter("tunewise_feedback_total", "Feedback received, by deployment, variant and verdict (correct, incorrect or none)",
+                                ["deployment", "variant", "verdict"], registry=r)
         self.queue_depth = Gauge("tunewise_queue_depth", "Requests waiting or running, per served model", ["model"], registry=r)
 
     def observe(self, model: str, status: int, seconds: float, *, error_type: str | None = None, usage: dict | None = None) -> None:
@@ -43,6 +50,10 @@ class ServeMetrics:
         if usage:
             self.prompt_tokens.labels(model=model).inc(max(0, int(usage.get("prompt_tokens") or 0)))
             self.completion_tokens.labels(model=model).inc(max(0, int(usage.get("completion_tokens") or 0)))
+
+    def deployment(self, deployment: str, variant: str, role: str, status: int, seconds: float) -> None:
+        self.deployment_requests.labels(deployment=deployment, variant=variant, role=role, status=str(status)).inc()
+        self.deployment_seconds.labels(deployment=deployment, variant=variant, role=role).observe(seconds)
 
     def first_token(self, model: str, seconds: float) -> None:
         self.ttft_seconds.labels(model=model).observe(seconds)

@@ -1,5 +1,10 @@
 """Prompt recipes as served models: a name that runs a candidate spec of `tunewise eval` over the served base.
 
+An adapter spec is a recipe too (`--recipe tickets="adapter:run-3f2a?constrained=1" --recipe-data train.jsonl`):
+the adapter answers with the evaluation's label stopping or constrained decoding, which a plain `--adapter`
+does not know (it has no label list). A deployment serves its adapter variants this way, so that traffic
+gets what the evaluation measured.
+
 `--recipe tickets-knn="knn-few-shot:smollm2-135m?k=8" --recipe-data train.jsonl` serves, under
 `tickets-knn`, exactly what the evaluation measured for that spec: the same system prompt (the
 configured one plus the label list, or the request's own system message), the same shots (balanced
@@ -19,6 +24,7 @@ from tunewise.serve.backend import ModelCard
 from tunewise.serve.protocol import ChatCompletionRequest
 
 PROMPT_KINDS = ("zero-shot", "few-shot", "knn-few-shot")
+RECIPE_KINDS = (*PROMPT_KINDS, "adapter")
 
 
 @dataclass
@@ -47,10 +53,27 @@ class Recipe:
         return prompts_for(self.spec, self.task, [row], self.train, self.config, self.retriever)[0]
 
 
-def build_recipes(specs: dict[str, str], data_path: str | None, model_name: str, served: dict, *, store=None) -> dict:
-    """Served entries (`local._Served`) for recipe name -> candidate spec, checked before the server starts."""
+def parse_recipe(name: str, text: str, task: Task | None = None) -> CandidateSpec:
+    """The candidate spec of `--recipe NAME=TEXT`, with the evaluation's defaults; refuses kinds a recipe cannot run."""
     from tunewise.config import load_config
     from tunewise.evaluate.run import _parse
+
+    try:
+        spec = _parse(text, load_config().eval, task)
+    except TunewiseError as exc:
+        raise ConfigError(f"--recipe {name}: {exc}") from exc
+    if spec.kind not in RECIPE_KINDS:
+        raise ConfigError(f"--recipe {name}: {spec.kind} is not a prompt recipe or an adapter: serve endpoints with --upstream")
+    return spec
+
+
+def build_recipes(specs: dict[str, str], data_path: str | None, model_name: str, served: dict, *, store=None) -> dict:
+    """Served entries (`local._Served`) for recipe name -> candidate spec, checked before the server starts.
+
+    An adapter recipe needs its adapter already loaded in the engine under the recipe's own name
+    (`LocalBackend` does that first); it keeps the adapter and adds the evaluation's decoding.
+    """
+    from tunewise.config import load_config
     from tunewise.evaluate.tasks import Retriever, detect_task, load_rows
     from tunewise.serve.local import _Served
 
@@ -61,12 +84,14 @@ def build_recipes(specs: dict[str, str], data_path: str | None, model_name: str,
     retriever = None
     recipes = {}
     for name, text in specs.items():
-        try:
-            spec = _parse(text, config, task)
-        except TunewiseError as exc:
-            raise ConfigError(f"--recipe {name}: {exc}") from exc
-        if spec.kind not in PROMPT_KINDS:
-            raise ConfigError(f"--recipe {name}: {spec.kind} is not a prompt recipe: serve adapters with --adapter and endpoints with --upstream")
+        spec = parse_recipe(name, text, task)
+        if spec.kind == "adapter":
+            loaded = served.get(name)
+            if loaded is None or loaded.adapter != name:
+                raise ConfigError(f"--recipe {name}: the adapter {spec.target} is not loaded")
+            recipes[name] = _Served(ModelCard(name, "adapter", base.card.id, source=spec.name), name,
+                                    Recipe(spec, task, train, config, retriever))
+            continue
         if spec.target != model_name:
             raise ConfigError(f"--recipe {name}: runs {spec.target} but this server serves {model_name} (start one server per base model)")
         if spec.needs_train and train is None:
@@ -78,4 +103,4 @@ def build_recipes(specs: dict[str, str], data_path: str | None, model_name: str,
     return recipes
 
 
-__all__ = ["Recipe", "build_recipes", "PROMPT_KINDS"]
+__all__ = ["Recipe", "build_recipes", "parse_recipe", "PROMPT_KINDS", "RECIPE_KINDS"]

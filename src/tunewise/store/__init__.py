@@ -205,6 +205,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # -- generic helpers -------------------------------------------------------------------------
     def _add(self, record):
         with self.session() as session:
