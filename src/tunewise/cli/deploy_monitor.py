@@ -21,15 +21,19 @@ def status_command(
     name: str = typer.Argument(..., help="Deployment name or id."),
     window_hours: Optional[float] = typer.Option(None, "--window-hours", min=0.001, help="How far back to look, in hours (default deploy.window_hours)."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON on stdout (no table)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="OpenAI-compatible judge URL#MODEL that grades a sample of each variant's replies 1-5 (judged quality)."),
+    judge_sample: int = typer.Option(50, "--judge-sample", min=1, help="With --judge: successful replies graded per variant, at most (a seeded random sample)."),
 ) -> None:
     """Per variant over the window: requests, errors, latency, tokens, cost, feedback quality with its interval, drift,
-    and the candidate-vs-baseline verdict; then the last changes and the alerts.
+    and the candidate-vs-baseline verdict; then the last changes and the alerts. With --judge, an LLM judge also
+    grades a sample of each variant's replies (judged quality: the share graded 4 or 5, with its interval).
 
     Example: `tunewise deploy status tickets --window-hours 6`
+    Example: `tunewise deploy status tickets --judge http://localhost:8000/v1#gpt-4o-mini --judge-sample 50`
     """
     from tunewise.deploy.monitor import deployment_status, render_status
 
-    status = deployment_status(name, window_hours=window_hours)
+    status = deployment_status(name, window_hours=window_hours, judge=judge, judge_sample=judge_sample)
     if as_json:
         typer.echo(json.dumps(status.to_dict(), ensure_ascii=False))
     else:

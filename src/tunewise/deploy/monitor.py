@@ -1,4 +1,5 @@
-"""What a deployment's variants did over a window: traffic, errors, latency, tokens, cost, feedback quality, drift.
+"""What a deployment's variants did over a window: traffic, errors, latency, tokens, cost, feedback quality, drift,
+and (with a judge) judged quality on a sample.
 
 Everything comes from the request log and the feedback in the store (a server logs every request; users or a
 labelling job send feedback with the request id), so `tunewise deploy status` and `tunewise monitor` can run
@@ -8,6 +9,7 @@ anywhere the store is reachable.
     status = deployment_status("tickets", window_hours=6)
     status.variant("candidate").quality          # share of feedback that was correct
     status.verdicts                               # ["candidate is better than baseline by 4.1 points (...)"]
+    deployment_status("tickets", judge="http://localhost:8000/v1#gpt-4o-mini").variant("candidate").judged_quality
     console.print(render_status(status))
 """
 
@@ -73,6 +75,14 @@ class VariantStatus:
     drift: float | None = None  # Jensen-Shannon distance (base 2, 0-1) of output labels against the eval set's
     drift_note: str | None = None  # why drift is None, or what it was measured on
     label_counts: dict[str, int] = field(default_factory=dict)
+    # With a judge (deployment_status(judge=...)): share of sampled replies graded >= 4 of 5, its Wilson interval,
+    # the mean grade, how many got a grade and how many got none. None without a judge.
+    judged_quality: float | None = None
+    judged_low: float | None = None
+    judged_high: float | None = None
+    judged_mean: float | None = None
+    judged_n: int | None = None
+    judged_failures: int | None = None
 
     @property
     def quality_interval(self) -> Interval | None:
@@ -119,6 +129,8 @@ class Status:
     eval_data: str | None = None
     eval_labels: dict[str, float] = field(default_factory=dict)  # the eval set's reference label distribution
     notes: list[str] = field(default_factory=list)
+    judge: str | None = None  # URL#MODEL that graded a sample, if any
+    judge_sample: int | None = None  # replies graded per variant, at most
 
     def variant(self, name: str) -> VariantStatus:
         for variant in self.variants:
@@ -233,8 +245,13 @@ def judge_feedback(feedback, response: str | None) -> bool | None:
 
 
 def deployment_status(name: str, *, window_hours: float | None = None, since: datetime | None = None, store=None,
-                      config=None, now: datetime | None = None) -> Status:
-    """Every variant of deployment `name` over the last `window_hours` (default deploy.window_hours) or since `since`."""
+                      config=None, now: datetime | None = None, judge: str | None = None, judge_sample: int = 50,
+                      seed: int = 0) -> Status:
+    """Every variant of deployment `name` over the last `window_hours` (default deploy.window_hours) or since `since`.
+
+    With `judge` (`URL#MODEL`, an OpenAI-compatible endpoint) up to `judge_sample` successful replies per variant,
+    drawn with `seed`, are graded 1-5 (feedback labels are the reference where there are any): `judged_*` fields.
+    """
     from tunewise.deploy.state import load
     from tunewise.store import Store
 
@@ -285,6 +302,8 @@ def deployment_status(name: str, *, window_hours: float | None = None, since: da
         notes.append(f"no request served in the window (since {start:%Y-%m-%d %H:%M} UTC)")
     if eval_note and state.eval_data:
         notes.append(eval_note)
+    if judge:
+        notes.append(_judge(variants, served, last, judge, judge_sample, seed, config))
     return Status(
         name=loaded.name, deployment_id=dep_id, version=loaded.version, mode=state.mode, state=state.summary(),
         since=start, until=until, window_hours=hours, variants=variants, comparisons=comparisons,
@@ -292,7 +311,40 @@ def deployment_status(name: str, *, window_hours: float | None = None, since: da
         events=[_event(e) for e in events[-LAST_EVENTS:]],
         alerts=[_alert(a) for a in alerts],
         eval_data=state.eval_data, eval_labels=reference or {}, notes=notes,
+        judge=judge or None, judge_sample=judge_sample if judge else None,
     )
+
+
+def _judge(variants: list[VariantStatus], served, last_feedback, judge: str, sample: int, seed: int, config) -> str:
+    """Fill the judged_* fields of every variant; returns the note that says who judged what."""
+    from tunewise.deploy.judge import judge_sample
+
+    references = {rid: item.label for rid, item in last_feedback.items() if item.label is not None}
+    judged = judge_sample(served, judge, sample=sample, seed=seed, references=references, config=_eval_config(config))
+    for v in variants:
+        result = judged.get(v.name)
+        v.judged_n, v.judged_failures = (result.n, result.failures) if result else (0, 0)
+        if result is not None and result.n:
+            v.judged_quality, v.judged_low, v.judged_high, v.judged_mean = result.quality, result.low, result.high, result.mean
+    failures = sum(r.failures for r in judged.values())
+    _, _, model = judge.rpartition("#")
+    note = (f"judged quality: {model} ({judge}) graded up to {sample} successful replies per variant (seed {seed}), "
+            f"share graded 4 or 5 of 5; {sum(r.n for r in judged.values())} graded")
+    if failures:
+        note += f", {failures} got no grade (counted as failures, not in the share)"
+    return note
+
+
+def _eval_config(config):
+    """The eval settings (endpoint timeout, retries, concurrency) the judge client uses."""
+    from tunewise.evaluate.config import EvalConfig
+
+    if config is None:
+        from tunewise.config import load_config
+
+        return load_config().eval
+    found = getattr(config, "eval", None)
+    return found if isinstance(found, EvalConfig) else EvalConfig()
 
 
 def _variant_status(name, spec, role, share, rows, last_feedback, shadow_requests, reference, labels, eval_note) -> VariantStatus:
@@ -452,6 +504,10 @@ def render_status(status: Status):
     row("quality (95% CI)", lambda v: "n/a" if v.quality is None else f"{v.quality:.1%} ({v.quality_low:.1%}–{v.quality_high:.1%})")
     row("  feedback", lambda v: f"{v.feedback:,}")
     row("drift (JS distance)", lambda v: _num(v.drift))
+    if status.judge:
+        row("judged quality (95% CI)", lambda v: "n/a" if v.judged_quality is None
+            else f"{v.judged_quality:.1%} ({v.judged_low:.1%}–{v.judged_high:.1%})")
+        row("  judged n / mean / no grade", lambda v: f"{v.judged_n or 0:,} / {_num(v.judged_mean, '{:.2f}')} / {v.judged_failures or 0:,}")
     parts.append(table)
     for verdict in status.verdicts:
         parts.append(Text(f"• {verdict}"))

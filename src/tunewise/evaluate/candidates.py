@@ -266,7 +266,11 @@ def run_classic(task: Task, rows: list[Example], train: list[Example], *, hardwa
 
 
 def judge_scores(judge: str, rubric: str, rows: list[Example], outputs: list[str], config: EvalConfig) -> list[float | None]:
-    """1-5 per row from an OpenAI-compatible judge (`URL#MODEL`); None where it gave no number."""
+    """1-5 per row from an OpenAI-compatible judge (`URL#MODEL`); None where it gave no number.
+
+    A row without a reference (live traffic nobody labelled) is graded against its request alone, and the prompt
+    says so rather than showing the judge an empty reference.
+    """
     import re
 
     url, _, model = judge.rpartition("#")
@@ -280,6 +284,9 @@ def judge_scores(judge: str, rubric: str, rows: list[Example], outputs: list[str
             {"role": "system", "content": f"You are a strict grader. {rubric} Answer with one digit from 1 to 5."},
             {"role": "user", "content": f"Request:\n{row.text}\n\nReference answer:\n{row.reference}\n\nReply to grade:\n{out}"},
         ]
+        if row.reference is None:
+            messages[1]["content"] = (f"Request:\n{row.text}\n\nThere is no reference answer: grade the reply against "
+                                      f"the request alone.\n\nReply to grade:\n{out}")
         try:
             text = client.chat(messages, max_tokens=4)[0]
         except CandidateFailed:
