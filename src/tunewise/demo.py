@@ -320,12 +320,13 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
                           recipe_data=str(train_path), eval_data=str(data["eval"]),
                           reason=f"evaluation {result.evaluation_id}: {result.verdict}", store=store)
         with running(create_server(plan.model, deployment="tickets-ab", store=store)) as port:
-            traffic = simulate_traffic(f"http://127.0.0.1:{port}/v1", "tickets-ab", data["eval"], users=200,
-                                       limit=plan.eval_limit, concurrency=8)
-        status = deployment_status("tickets-ab", store=store)
-        console.print(render_status(status))
+            # 16 in flight, as the serve step: the scheduler batches up to 16 rows per forward pass.
+            traffic = simulate_traffic(f"http://127.0.0.1:{port}/v1", "tickets-ab", data["eval"], users=400,
+                                       limit=plan.eval_limit, concurrency=16)
         rule = AlertRule(name="candidate-quality-drop", metric="quality_drop", threshold=0.0, variant="candidate", min_requests=10)
         fired = evaluate_rules("tickets-ab", rules=[rule], store=store, send=False)
+        status = deployment_status("tickets-ab", store=store)
+        console.print(render_status(status))
         alert = f"alert rule {rule.name}: {'FIRED' if fired else 'quiet'}"
         result.deployed = f"{traffic.summary()}; {alert}"
         return status, f"deployment 'tickets-ab' (10% to the fine-tune): {result.deployed}"
