@@ -41,7 +41,7 @@ def exercise(store: Store, tmp_path):
 
 def test_sqlite_store_round_trip(store, tmp_path):
     exercise(store, tmp_path)
-    assert store.revision() == "0002"
+    assert store.revision() == "0003"
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -50,7 +50,7 @@ def test_store_reopens_without_migrating_again(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     Store.open(url).close()
     again = Store.open(url)
-    assert again.revision() == "0002"
+    assert again.revision() == "0003"
 
 
 def test_unreadable_store_is_a_one_line_error(tmp_path):

@@ -40,6 +40,7 @@ from tunewise.store.models import (
     RequestLog,
     Run,
     RunStep,
+    TeacherCall,
     utcnow,
 )
 from tunewise import workspace
@@ -58,6 +59,7 @@ __all__ = [
     "RequestLog",
     "Feedback",
     "Alert",
+    "TeacherCall",
     "file_hash",
     "default_url",
     "resolve_url",
@@ -555,6 +557,29 @@ class Store:
             if since is not None:
                 query = query.where(Alert.created_at >= since)
             return list(session.scalars(query.order_by(Alert.created_at)))
+
+    # -- distillation teacher calls ------------------------------------------------------------------
+    def get_teacher_calls(self, teacher: str, prompt_hash: str) -> dict[int, TeacherCall]:
+        """The cached replies of `teacher` to one prompt, by sample index."""
+        with self.session() as session:
+            query = select(TeacherCall).where(TeacherCall.teacher == teacher, TeacherCall.prompt_hash == prompt_hash)
+            return {call.sample_index: call for call in session.scalars(query)}
+
+    def add_teacher_call(self, teacher: str, prompt_hash: str, sample_index: int, *, response: str, latency_ms: float,
+                         prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                         cost_usd: float | None = None) -> TeacherCall:
+        """Cache one teacher reply; a reply already cached under the same key is kept (two runs raced) and returned."""
+        from sqlalchemy.exc import IntegrityError
+
+        record = TeacherCall(teacher=teacher, prompt_hash=prompt_hash, sample_index=sample_index, response=response,
+                             latency_ms=latency_ms, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                             cost_usd=cost_usd)
+        try:
+            return self._add(record)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            return self.get_teacher_calls(teacher, prompt_hash)[sample_index]
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -212,3 +212,20 @@ class Alert(Base):
     delivered: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: no webhook configured
     delivery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class TeacherCall(Base):
+    """One reply of a distillation teacher, cached so that a resumed labeling run never pays for it twice."""
+
+    __tablename__ = "teacher_calls"
+    __table_args__ = (UniqueConstraint("teacher", "prompt_hash", "sample_index", name="uq_teacher_calls_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    teacher: Mapped[str] = mapped_column(String(500))
+    prompt_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the prompt messages and the temperature
+    sample_index: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,58 @@
+"""`tunewise distill`: a thin layer over `tunewise.distill` (a teacher labels, agreement filters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunewise.console import console
+
+distill_app = typer.Typer(
+    help="Distill: a strong teacher labels unlabeled inputs, agreement filters them, a small student trains on the rest.\n\n"
+    "Example: `tunewise distill label unlabeled.csv --text-column body --teacher endpoint:https://api.example/v1#big-model --budget-usd 20 -o distilled/`",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(distill_app, name="distill", rich_help_panel="Prepare")
+
+
+@distill_app.command("label")
+def label_command(
+    data: Path = typer.Argument(..., help="Unlabeled inputs: CSV, JSONL or chat JSONL without assistant turns."),
+    teacher: str = typer.Option(..., "--teacher", help="endpoint:URL#MODEL, or a local candidate spec such as \"knn-few-shot:smollm2-135m?k=8\"."),
+    teacher_data: Optional[Path] = typer.Option(None, "--teacher-data", help="Labelled training file a local teacher takes its shots (and the label set) from."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Column (or JSON key) holding the input text."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated label set (default: from --teacher-data or the file's own labels; none: free text)."),
+    samples: int = typer.Option(3, "--samples", help="Replies asked per row (the first greedy, the others at --temperature)."),
+    min_agreement: float = typer.Option(0.67, "--min-agreement", help="Rows whose samples agree at least this much are accepted; the others go to review."),
+    temperature: float = typer.Option(0.7, "--temperature", help="Temperature of the samples after the first."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop starting rows once this much would be spent."),
+    max_requests: Optional[int] = typer.Option(None, "--max-requests", help="Stop starting rows once this many requests would be sent."),
+    concurrency: int = typer.Option(4, "--concurrency", help="Rows asked in parallel."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask to confirm the estimated cost."),
+    output: Path = typer.Option(Path("distilled"), "-o", "--output", help="Folder for rows.jsonl, accepted.jsonl and summary.json."),
+) -> None:
+    """Label every input with the teacher; a rerun resumes from the cached calls and pays only for what is missing.
+
+    Example: `tunewise distill label unlabeled.csv --text-column body --teacher endpoint:https://api.example/v1#big-model --samples 3 --min-agreement 0.67 --budget-usd 20 -o distilled/`
+    """
+    from tunewise.distill.label import label_rows
+    from tunewise.progress import ProgressLine
+
+    with ProgressLine("distill label", unit="rows") as bar:
+        result = label_rows(data, teacher=teacher, out_dir=output, samples=samples, min_agreement=min_agreement,
+                            labels=labels.split(",") if labels else None, text_column=text_column, budget_usd=budget_usd,
+                            max_requests=max_requests, concurrency=concurrency, temperature=temperature,
+                            teacher_data=teacher_data, yes=yes, on_row=lambda _row: bar.advance())
+    c = result.counts
+    console.print(f"{c['rows']:,} rows: {c['accepted']:,} accepted, {c['queued']:,} queued for review, {c['failed']:,} failed, "
+                  f"{c['not_started']:,} not started; {result.requests:,} requests, {result.cached:,} cached, ${result.cost_usd:.4f}",
+                  highlight=False)
+    if result.stopped:
+        console.print(f"[yellow]Stopped:[/] {result.stopped}; rerun the same command with a larger cap to go on.", highlight=False)
+    console.print(f"Wrote {output}/rows.jsonl, accepted.jsonl and summary.json", highlight=False)

@@ -1,0 +1,371 @@
+"""Label unlabeled inputs with a teacher: several samples per row, agreement filtering, cost, budget, resume.
+
+    from tunewise.distill.label import label_rows
+    result = label_rows("unlabeled.csv", teacher="endpoint:https://api.example/v1#big-model",
+                        text_column="body", out_dir="distilled/", budget_usd=20, yes=True)
+    result.counts  # {"rows": 1000, "accepted": 912, "queued": 80, "failed": 8, "not_started": 0}
+
+Each row is asked `samples` times (sample 0 greedy, the others at `temperature`). Classification takes the
+majority label (`parse_label`) and agreement = its share of the samples; free text keeps the first reply and
+scores agreement by similarity. Rows at or above `min_agreement` are accepted, the others queued for review,
+rows whose calls failed are kept in place with their error: nothing is dropped. Every call is cached in the
+store, so a rerun after an interruption or a budget stop only pays for what is missing.
+
+Writes to `out_dir`: rows.jsonl (every input row, in input order), accepted.jsonl (chat JSONL for training)
+and summary.json (counts, cost, requests, settings).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import threading
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tunewise.distill.teacher import Call, Teacher, TeacherFailed, open_teacher
+from tunewise.errors import ConfigError, DataError
+from tunewise.evaluate.tasks import Example, Task, build_prompt, parse_label, row_system, task_system_prompt
+
+STATUSES = ("accepted", "queued", "failed", "not_started")
+UNLABELED_CHAT = "example_missing_assistant_message"
+
+
+@dataclass
+class Labeled:
+    """What a labeling run did: one dict per input row (as in rows.jsonl), the counts and what it cost."""
+
+    rows: list[dict[str, Any]]
+    counts: dict[str, int]
+    cost_usd: float
+    requests: int  # calls sent to the teacher in this run (cached ones not included)
+    cached: int  # calls answered from the store's cache
+    out_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None  # why the run stopped before the last row (budget or request cap)
+
+
+def read_inputs(data: str | Path, *, text_column: str | None = None) -> list[tuple[Example | None, int, str | None]]:
+    """(example, line, problem) per input row in file order; a row that cannot be read has no example, only its problem.
+
+    Reads with the data module's importer (chat/JSONL/CSV/...), so a missing --text-column is its one-line error.
+    """
+    from tunewise.data.formats import load_examples
+    from tunewise.evaluate.tasks import _to_example
+
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    loaded = load_examples(path, text_column=text_column)
+    items: list[tuple[int, Example | None, str | None]] = [(r.line, _to_example(0, r.line, r.example), None) for r in loaded.records]
+    for problem in loaded.problems:
+        example = _unlabeled_chat(problem) if problem.reason.startswith(UNLABELED_CHAT) else None
+        items.append((problem.line, example, None if example else problem.reason))
+    items.sort(key=lambda item: item[0])
+    if not items:
+        raise DataError(f"{path}: no rows")
+    out = []
+    for index, (line, example, problem) in enumerate(items):
+        if example is not None:
+            example.index = index
+        out.append((example, line, problem))
+    return out
+
+
+def _unlabeled_chat(problem) -> Example | None:
+    # The chat reader wants a final assistant turn (it reads training data); here its absence is the point.
+    from tunewise.evaluate.tasks import _to_example
+
+    try:
+        example = json.loads(problem.raw)
+    except ValueError:
+        return None
+    if not isinstance(example, dict) or not isinstance(example.get("messages"), list):
+        return None
+    return _to_example(0, problem.line, example)
+
+
+def prompt_hash(messages: list[dict], temperature: float) -> str:
+    """The cache key of a prompt: sha256 of its messages and temperature (the sample index is keyed apart)."""
+    blob = json.dumps({"messages": messages, "temperature": temperature}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def agreement_of(replies: list[str], labels: list[str] | None) -> tuple[str | None, float]:
+    """(label, agreement) of one row's replies: majority label and its share, or first reply and mean similarity."""
+    if labels:
+        parsed = [parse_label(reply, labels) for reply in replies]
+        counts = Counter(p for p in parsed if p is not None)
+        if not counts:
+            return None, 0.0
+        top = max(counts.values())
+        label = next(p for p in parsed if p is not None and counts[p] == top)  # ties: the earliest sample (greedy first)
+        return label, top / len(replies)
+    if len(replies) < 2:
+        return replies[0] if replies else None, 1.0
+    # Character-level similarity (difflib) needs no model and is deterministic; it undercounts paraphrases, which
+    # only errs towards sending a row to review, the safe side for training data.
+    pairs = list(itertools.combinations(replies, 2))
+    score = sum(difflib.SequenceMatcher(None, a, b).ratio() for a, b in pairs) / len(pairs)
+    return replies[0], score
+
+
+def _labels_from(rows: list[Example], teacher_data: str | None) -> list[str] | None:
+    from tunewise.data.task import detect_task as detect_shape
+    from tunewise.evaluate.tasks import load_rows
+
+    refs = [r.reference for r in rows if r.reference is not None]
+    if teacher_data:
+        refs += [r.reference for r in load_rows(teacher_data) if r.reference is not None]
+    if not refs:
+        return None
+    shape = detect_shape(refs)
+    return list(shape.labels) if shape.type == "classification" and shape.labels else None
+
+
+def label_rows(
+    data: str | Path,
+    *,
+    teacher: str,
+    out_dir: str | Path,
+    samples: int = 3,
+    min_agreement: float = 0.67,
+    labels: list[str] | None = None,
+    text_column: str | None = None,
+    budget_usd: float | None = None,
+    max_requests: int | None = None,
+    concurrency: int = 4,
+    temperature: float = 0.7,
+    teacher_data: str | Path | None = None,
+    store=None,
+    yes: bool = False,
+    on_row: Callable[[dict], None] | None = None,
+) -> Labeled:
+    """Label every row of `data` with `teacher`; see the module docstring. `on_row` is called as each row finishes."""
+    from tunewise.config import load_config
+    from tunewise.store import Store
+
+    if samples < 1:
+        raise ConfigError(f"--samples {samples}: at least 1")
+    if not 0 <= min_agreement <= 1:
+        raise ConfigError(f"--min-agreement {min_agreement}: between 0 and 1")
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency {concurrency}: at least 1")
+    inputs = read_inputs(data, text_column=text_column)
+    examples = [ex for ex, _, _ in inputs if ex is not None]
+    labels = [label.strip() for label in labels if label.strip()] if labels else _labels_from(examples, teacher_data)
+    task = Task("classification", labels) if labels else Task("text")
+    settings = load_config()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict[str, Any]] = []
+    prompts: dict[int, list[dict]] = {}
+    for index, (example, line, problem) in enumerate(inputs):
+        row = {"index": index, "source": {"file": str(data), "line": line},
+               "messages": example.messages if example else None, "text": example.text if example else None,
+               "samples": [], "label": None, "agreement": None, "status": "not_started", "error": None, "teacher": teacher}
+        if example is None:
+            row.update(status="failed", error=f"unreadable input: {problem}")
+        else:
+            system = task_system_prompt(task, row_system(example))
+            prompts[index] = build_prompt(system, [], example)
+        rows.append(row)
+
+    with Store.borrow(store) as db, open_teacher(teacher, teacher_data=str(teacher_data) if teacher_data else None,
+                                                 pricing_file=settings.advise.pricing_file,
+                                                 hourly_usd=settings.hardware.hourly_usd, config=settings.eval) as client:
+        if labels:
+            client.max_tokens = 32
+        run = _Run(client, db, samples, temperature, budget_usd, max_requests)
+        estimate = run.estimate(prompts)
+        _confirm_estimate(client, estimate, yes)
+        run.go(rows, prompts, labels, min_agreement, concurrency, on_row)
+
+    counts = {"rows": len(rows), **{status: sum(r["status"] == status for r in rows) for status in STATUSES}}
+    assert sum(counts[s] for s in STATUSES) == counts["rows"], counts  # nothing silently dropped
+    summary = {
+        "counts": counts, "cost_usd": round(run.spent, 6), "requests": run.requests, "cached": run.cached,
+        "estimate": estimate, "stopped": run.stopped, "teacher": teacher, "task": task.type, "labels": labels,
+        "settings": {"data": str(data), "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
+                     "text_column": text_column, "budget_usd": budget_usd, "max_requests": max_requests,
+                     "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
+    }
+    _write(out, rows, summary)
+    return Labeled(rows, counts, run.spent, run.requests, run.cached, out, summary, run.stopped)
+
+
+def _confirm_estimate(client: Teacher, estimate: dict, yes: bool) -> None:
+    from tunewise.console import err_console
+
+    usd = estimate["usd"]
+    err_console.print(
+        f"Teacher {client.key}: {estimate['requests']:,} requests ({estimate['cached']:,} cached), estimated "
+        + (f"${usd:,.4f} ({estimate['basis']})" if usd is not None else "cost unknown (no price for this teacher in the catalog)"),
+        highlight=False, soft_wrap=True)
+    # Money is only at stake with a priced endpoint; a local teacher's cost is this machine's time.
+    if usd is not None and usd > 0 and not client.local:
+        from tunewise.train.providers.jobs import _confirm
+
+        _confirm(yes, f"Send {estimate['requests']:,} paid requests to the teacher (about ${usd:,.2f})?")
+
+
+class _Run:
+    """The calls of one labeling run: cache first, then the teacher, with the budget and the request cap."""
+
+    def __init__(self, client: Teacher, store, samples: int, temperature: float, budget_usd: float | None, max_requests: int | None):
+        self.client, self.store, self.samples, self.temperature = client, store, samples, temperature
+        self.budget_usd, self.max_requests = budget_usd, max_requests
+        self.lock = threading.Lock()
+        self.spent = 0.0
+        self.requests = 0
+        self.cached = 0
+        self.reserved_usd = 0.0
+        self.reserved_requests = 0
+        self.per_request: float | None = None  # USD, from the first priced call
+        self.stopped: str | None = None
+
+    def _temperature(self, sample: int) -> float:
+        return 0.0 if sample == 0 else self.temperature
+
+    def _cached(self, messages: list[dict]) -> dict[int, Any]:
+        found = {}
+        for t in {self._temperature(s) for s in range(self.samples)}:
+            calls = self.store.get_teacher_calls(self.client.key, prompt_hash(messages, t))
+            found.update({i: c for i, c in calls.items() if i < self.samples and self._temperature(i) == t})
+        return found
+
+    def call(self, messages: list[dict], sample: int, cache: dict[int, Any]) -> Call:
+        if sample in cache:
+            hit = cache[sample]
+            if not isinstance(hit, _Cached):  # the estimate's probe was sent and counted in this run
+                with self.lock:
+                    self.cached += 1
+            return Call(hit.response, hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, hit.latency_ms, cached=True)
+        t = self._temperature(sample)
+        result = self.client.ask(messages, temperature=t, sample=sample)
+        self.store.add_teacher_call(self.client.key, prompt_hash(messages, t), sample, response=result.text,
+                                    latency_ms=result.latency_ms, prompt_tokens=result.prompt_tokens,
+                                    completion_tokens=result.completion_tokens, cost_usd=result.cost_usd)
+        with self.lock:
+            self.requests += 1
+            self.spent += result.cost_usd or 0.0
+            if result.cost_usd and self.per_request is None:
+                self.per_request = result.cost_usd
+        return result
+
+    def estimate(self, prompts: dict[int, list[dict]]) -> dict:
+        """Requests still to send and their price: from the first row's greedy call (cached, so never paid twice)."""
+        missing = cached = 0
+        caches = {}
+        for index, messages in prompts.items():
+            caches[index] = self._cached(messages)
+            cached += len(caches[index])
+            missing += self.samples - len(caches[index])
+        self._caches = caches
+        basis = "no requests to send"
+        known = next((c.cost_usd for cache in caches.values() for c in cache.values() if c.cost_usd), None)
+        if missing and known:
+            self.per_request = known
+            basis = f"${known:.6f} per request, as cached calls cost"
+        elif missing and self.client.priced:
+            first = next(i for i in prompts if 0 not in caches[i])
+            try:
+                probe = self.call(prompts[first], 0, caches[first])
+            except TeacherFailed:
+                probe = None  # the row retries it and records the error
+            else:
+                caches[first][0] = _Cached(probe)
+            if probe is not None and probe.cost_usd is not None:
+                basis = f"${probe.cost_usd:.6f} per request, measured on the first request"
+        usd = None if self.per_request is None else self.per_request * missing
+        if usd is None and not self.client.priced:
+            basis = "no price known"
+        return {"requests": missing, "cached": cached, "usd": usd, "basis": basis}
+
+    def _fits(self, needed: int) -> str | None:
+        """Why a row needing `needed` new calls cannot start now (None: it can); reserves its share when it can."""
+        with self.lock:
+            if self.max_requests is not None and self.requests + self.reserved_requests + needed > self.max_requests:
+                return f"max_requests {self.max_requests} reached"
+            cost = (self.per_request or 0.0) * needed
+            if self.budget_usd is not None and self.spent + self.reserved_usd + cost > self.budget_usd + 1e-12:
+                return f"budget_usd {self.budget_usd:g} reached (spent ${self.spent:.4f})"
+            self.reserved_requests += needed
+            self.reserved_usd += cost
+        return None
+
+    def _release(self, needed: int) -> None:
+        with self.lock:
+            self.reserved_requests -= needed
+            self.reserved_usd -= (self.per_request or 0.0) * needed
+
+    def go(self, rows, prompts, labels, min_agreement, concurrency, on_row) -> None:
+        def one(index: int) -> None:
+            row = rows[index]
+            cache = self._caches[index]
+            replies = []
+            try:
+                for sample in range(self.samples):
+                    replies.append(self.call(prompts[index], sample, cache).text)
+            except TeacherFailed as exc:
+                row.update(samples=replies, status="failed", error=str(exc))
+                return
+            label, agreement = agreement_of(replies, labels)
+            row.update(samples=replies, label=label, agreement=round(agreement, 4),
+                       status="accepted" if label is not None and agreement >= min_agreement else "queued")
+            if label is None:
+                row["error"] = "no reply named one of the labels"
+
+        pending: set[Future] = set()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for index in prompts:
+                while len(pending) >= concurrency:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    self._finished(done, rows, on_row)
+                needed = self.samples - len(self._caches[index])
+                why = self._fits(needed)
+                if why and pending:  # what is in flight may cost less than reserved: decide once it is in
+                    done, pending = wait(pending)
+                    self._finished(done, rows, on_row)
+                    why = self._fits(needed)
+                if why:
+                    self.stopped = why
+                    break
+                future = pool.submit(one, index)
+                future.needed, future.index = needed, index
+                pending.add(future)
+            done, _ = wait(pending)
+            self._finished(done, rows, on_row)
+
+    def _finished(self, done, rows, on_row) -> None:
+        for future in done:
+            self._release(future.needed)
+            future.result()  # a bug in a worker surfaces here rather than as a silently empty row
+            if on_row:
+                on_row(rows[future.index])
+
+
+class _Cached:
+    """A just-made call replayed as a cache entry (the estimate's probe), shaped like a TeacherCall."""
+
+    def __init__(self, call: Call):
+        self.response, self.prompt_tokens, self.completion_tokens = call.text, call.prompt_tokens, call.completion_tokens
+        self.cost_usd, self.latency_ms = call.cost_usd, call.latency_ms
+
+
+def _write(out: Path, rows: list[dict], summary: dict) -> None:
+    with open(out / "rows.jsonl", "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(out / "accepted.jsonl", "w", encoding="utf-8") as handle:
+        for row in rows:
+            if row["status"] == "accepted":
+                messages = [*row["messages"], {"role": "assistant", "content": row["label"]}]
+                handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,174 @@
+"""The teacher of a distillation: one HTTP code path for endpoints and for local candidate specs.
+
+    with open_teacher("endpoint:https://api.example/v1#big-model") as teacher:
+        call = teacher.ask([{"role": "user", "content": "my card was charged twice"}], temperature=0.7, sample=1)
+
+A local spec (`"knn-few-shot:smollm2-135m?k=8"`, with `teacher_data` for its shots) is served in-process
+by `tunewise.serve.create_server` on a loopback port, so it is asked exactly like an endpoint. Each call
+is retried on timeouts, 429 and 5xx with exponential backoff that honours Retry-After, within a bounded
+number of attempts and a bounded total wait; a call that still fails raises `TeacherFailed`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tunewise.errors import TunewiseError
+from tunewise.evaluate.candidates import EndpointClient
+from tunewise.evaluate.config import EvalConfig
+from tunewise.evaluate.specs import parse_spec
+
+MAX_RETRY_WAIT_S = 120.0  # the most one call waits in backoff, all retries together
+MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is cut to this (and counts against the total)
+
+
+class TeacherFailed(Exception):
+    """One teacher call that failed after its retries: the row records the message, the run goes on."""
+
+
+@dataclass
+class Call:
+    """One teacher reply with what it cost."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None  # None: no price known for this teacher
+    latency_ms: float
+    cached: bool = False
+
+
+def catalog_price(model: str, pricing_file: str | None = None) -> tuple[float, float] | None:
+    """(input, output) USD per million tokens of `model` in the pricing catalog, as the deployment gateway prices it."""
+    from tunewise.pricing import load_catalog
+
+    fine_tuned = model.startswith("ft:")
+    name = model.split(":")[1] if fine_tuned else model
+    try:
+        row = load_catalog(pricing_file).find(name)
+    except TunewiseError:
+        return None
+    if row is None or row.input_price(fine_tuned=fine_tuned) is None:
+        return None
+    price_in = row.input_price(fine_tuned=fine_tuned)
+    price_out = row.output_price(fine_tuned=fine_tuned)
+    return price_in, price_out if price_out is not None else price_in
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header (delta-seconds form; an HTTP date is treated as absent)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Teacher:
+    """Asks an OpenAI-compatible chat endpoint; prices each reply from its usage (endpoint) or its time (local)."""
+
+    def __init__(self, key: str, url: str, model: str, *, local: bool, price: tuple[float, float] | None = None,
+                 hourly_usd: float | None = None, config: EvalConfig | None = None, max_tokens: int = 256):
+        self.key, self.model, self.local = key, model, local
+        self.price, self.hourly_usd, self.max_tokens = price, hourly_usd, max_tokens
+        self.config = config or EvalConfig()
+        # The evaluation's client gives the URL, headers and timeouts; its own chat() is greedy-only and does
+        # not read Retry-After, so the request loop below is the teacher's.
+        self._endpoint = EndpointClient(url, model, self.config)
+        self.url = self._endpoint.url
+
+    @property
+    def priced(self) -> bool:
+        return self.price is not None or (self.local and bool(self.hourly_usd))
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None, seconds: float) -> float | None:
+        if self.local:
+            return seconds * self.hourly_usd / 3600 if self.hourly_usd else None
+        if self.price is None or (prompt_tokens is None and completion_tokens is None):
+            return None
+        return ((prompt_tokens or 0) * self.price[0] + (completion_tokens or 0) * self.price[1]) / 1e6
+
+    def ask(self, messages: list[dict], *, temperature: float, sample: int = 0, max_tokens: int | None = None,
+            stop: threading.Event | None = None) -> Call:
+        """One reply; raises TeacherFailed after the last retry (or at once on a 4xx that retrying cannot heal)."""
+        import httpx
+
+        body = {"model": self.model, "messages": messages, "temperature": temperature,
+                "max_tokens": max_tokens or self.max_tokens, "seed": sample}
+        delay = self.config.endpoint_backoff_s
+        waited = 0.0
+        attempts = self.config.endpoint_retries + 1
+        problem = "no attempt"
+        for attempt in range(attempts):
+            if stop is not None and stop.is_set():
+                raise TeacherFailed("stopped")
+            started = time.perf_counter()
+            wait = delay
+            try:
+                response = self._endpoint.client.post(self.url, json=body)
+            except httpx.TimeoutException:
+                problem = f"timed out after {self.config.endpoint_timeout_s:g} s"
+            except httpx.TransportError as exc:
+                problem = f"cannot connect ({type(exc).__name__})"
+            else:
+                seconds = time.perf_counter() - started
+                if response.status_code == 200:
+                    try:
+                        data = response.json()
+                        text = data["choices"][0]["message"].get("content") or ""
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        raise TeacherFailed(f"{self.url}: the reply is not an OpenAI chat completion") from None
+                    usage = data.get("usage") or {}
+                    tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+                    return Call(text.strip(), tokens_in, tokens_out, self.cost(tokens_in, tokens_out, seconds), seconds * 1000)
+                problem = f"HTTP {response.status_code}: {response.text[:120].strip()}"
+                if response.status_code not in (408, 409, 429) and response.status_code < 500:
+                    raise TeacherFailed(f"{self.url}: {problem}")  # a client error will not heal by retrying
+                hinted = retry_after(response.headers.get("retry-after"))
+                if hinted is not None:
+                    wait = min(hinted, MAX_RETRY_AFTER_S)
+            if attempt == attempts - 1 or waited + wait > MAX_RETRY_WAIT_S:
+                break
+            time.sleep(wait)
+            waited += wait
+            delay *= 2
+        raise TeacherFailed(f"{self.url}: {problem} (after {attempt + 1} attempts)")
+
+
+@contextmanager
+def open_teacher(spec: str, *, teacher_data: str | None = None, pricing_file: str | None = None,
+                 hourly_usd: float | None = None, config: EvalConfig | None = None) -> Iterator[Teacher]:
+    """The teacher named by `spec`: `endpoint:URL#MODEL` (or `URL#MODEL`), or a local candidate spec served on loopback."""
+    text = spec.strip()
+    if text.startswith(("http://", "https://")):
+        text = "endpoint:" + text
+    parsed = parse_spec(text)
+    if parsed.kind == "endpoint":
+        teacher = Teacher(text, parsed.target, parsed.params["model"], local=False,
+                          price=catalog_price(parsed.params["model"], pricing_file), config=config)
+        try:
+            yield teacher
+        finally:
+            teacher.close()
+        return
+    from tunewise.serve import create_server
+    from tunewise.serve.api import running
+
+    key = text
+    if teacher_data:
+        from tunewise.store import file_hash
+
+        key += f"@{file_hash(teacher_data)[:12]}"  # other shots, other answers: a separate cache
+    app = create_server(recipes={"teacher": text}, recipe_data=str(teacher_data) if teacher_data else None)
+    with running(app) as port:
+        teacher = Teacher(key, f"http://127.0.0.1:{port}/v1", "teacher", local=True, hourly_usd=hourly_usd, config=config)
+        try:
+            yield teacher
+        finally:
+            teacher.close()

@@ -1,0 +1,116 @@
+"""Labeling with a teacher (`tunewise.distill.label`) against the fake teacher on loopback; no network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.distill.fake_teacher import serve_fake
+from tunewise.distill.label import agreement_of, label_rows
+
+LABELS = ["billing", "refund", "other"]
+TEXTS = [
+    "I was charged twice",           # 0 billing, accepted
+    "please refund my order",        # 1 refund, accepted
+    "unsure what this is, a charge?",  # 2 billing, billing, refund: 2/3 -> queued
+    "broken request",                # 3 500 always -> failed
+    "busy line, refund please",      # 4 429 once, then refund
+    "hello there",                   # 5 other
+]
+
+
+def write_jsonl(path, texts):
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}]}) + "\n" for t in texts))
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def fake():
+    with serve_fake() as served:
+        yield served
+
+
+def test_agreement_majority_and_free_text():
+    assert agreement_of(["billing", "Label: billing", "refund"], LABELS) == ("billing", pytest.approx(2 / 3))
+    assert agreement_of(["nothing", "at all"], LABELS) == (None, 0.0)
+    label, score = agreement_of(["the same words", "the same words", "the same words"], None)
+    assert label == "the same words" and score == 1.0
+    assert agreement_of(["short", "an entirely different reply"], None)[1] < 0.5
+
+
+def test_label_counts_order_retry_and_failures(tmp_path, fake, store):
+    url, server = fake
+    data = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    result = label_rows(data, teacher=f"endpoint:{url}#gpt-5-mini", out_dir=tmp_path / "out", labels=LABELS,
+                        store=store, yes=True, concurrency=3)
+    rows = read_jsonl(tmp_path / "out" / "rows.jsonl")
+    assert [r["index"] for r in rows] == list(range(len(TEXTS))) and [r["text"] for r in rows] == TEXTS
+    assert [r["status"] for r in rows] == ["accepted", "accepted", "queued", "failed", "accepted", "accepted"]
+    assert [r["label"] for r in rows] == ["billing", "refund", "billing", None, "refund", "other"]
+    assert rows[2]["agreement"] == pytest.approx(2 / 3, abs=1e-3)  # just under 0.67 and len(rows[2]["samples"]) == 3
+    assert "HTTP 500" in rows[3]["error"] and rows[3]["source"]["line"] == 4
+    assert rows[4]["agreement"] == 1.0  # the 429 was retried, not counted as a failure
+    assert result.counts == {"rows": 6, "accepted": 4, "queued": 1, "failed": 1, "not_started": 0}
+    accepted = read_jsonl(tmp_path / "out" / "accepted.jsonl")
+    assert [a["messages"][-1] for a in accepted][:2] == [{"role": "assistant", "content": "billing"}, {"role": "assistant", "content": "refund"}]
+    assert all(m["role"] != "system" for a in accepted for m in a["messages"])  # the student sees the row, not the teacher's prompt
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["requests"] == 15 == server.calls and summary["cached"] == 0
+    assert summary["cost_usd"] == pytest.approx(result.cost_usd) and result.cost_usd > 0  # gpt-5-mini is priced by the catalog
+
+
+def test_budget_stop_then_resume_from_cache(tmp_path, fake, store):
+    url, server = fake
+    texts = [f"charge number {i}" for i in range(10)]
+    data = write_jsonl(tmp_path / "in.jsonl", texts)
+    teacher = f"endpoint:{url}#gpt-5-mini"
+    first = label_rows(data, teacher=teacher, out_dir=tmp_path / "a", labels=LABELS, max_requests=12, store=store, yes=True)
+    assert first.counts == {"rows": 10, "accepted": 4, "queued": 0, "failed": 0, "not_started": 6}
+    assert "max_requests" in first.stopped and first.requests == 12 == server.calls
+    rows = read_jsonl(tmp_path / "a" / "rows.jsonl")
+    assert [r["status"] for r in rows][4:] == ["not_started"] * 6 and all(r["samples"] == [] for r in rows[4:])
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["stopped"] == first.stopped
+
+    # A price per request is known from the first run: a budget of 3 rows' worth stops after 3 more rows.
+    per_request = first.cost_usd / first.requests
+    second = label_rows(data, teacher=teacher, out_dir=tmp_path / "b", labels=LABELS, budget_usd=per_request * 9.5,
+                        store=store, yes=True)
+    assert second.cached == 12 and second.requests == 9 and second.counts["accepted"] == 7
+    assert "budget_usd" in second.stopped and second.cost_usd <= per_request * 9.5
+
+    third = label_rows(data, teacher=teacher, out_dir=tmp_path / "c", labels=LABELS, store=store, yes=True)
+    assert third.cached == 21 and third.requests == 9 and server.calls == 30  # only the missing calls were paid
+    assert third.counts["accepted"] == 10 and third.stopped is None
+
+
+def test_cli_csv_text_column_and_bad_column(tmp_path, fake):
+    from tunewise.cli import main
+
+    url, _ = fake
+    csv = tmp_path / "tickets.csv"
+    csv.write_text("id,body\n1,I was charged twice\n2,refund me\n3,hello\n")
+    with pytest.raises(SystemExit) as done:
+        main(["distill", "label", str(csv), "--text-column", "body", "--teacher", f"endpoint:{url}#gpt-5-mini",
+              "--labels", "billing,refund,other", "--samples", "2", "--yes", "-o", str(tmp_path / "out")])
+    assert done.value.code == 0
+    rows = read_jsonl(tmp_path / "out" / "rows.jsonl")
+    assert [r["label"] for r in rows] == ["billing", "refund", "other"] and rows[0]["source"]["line"] == 2
+    assert (tmp_path / "out" / "accepted.jsonl").is_file() and (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_cli_bad_text_column_is_one_line(tmp_path, capsys):
+    from tunewise.cli import main
+
+    csv = tmp_path / "tickets.csv"
+    csv.write_text("id,body\n1,I was charged twice\n")
+    with pytest.raises(SystemExit) as done:
+        main(["distill", "label", str(csv), "--text-column", "text", "--teacher", "endpoint:http://127.0.0.1:9/v1#m",
+              "-o", str(tmp_path / "out")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tickets.csv" in err and "'text'" in err
