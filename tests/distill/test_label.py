@@ -61,6 +61,7 @@ def test_label_counts_order_retry_and_failures(tmp_path, fake, store):
     assert all(m["role"] != "system" for a in accepted for m in a["messages"])  # the student sees the row, not the teacher's prompt
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["requests"] == 15 == server.calls and summary["cached"] == 0
+    assert server.attempts == 15 + 3 + 4  # one 429 per sample of the busy row; 4 bounded attempts at the broken one
     assert summary["cost_usd"] == pytest.approx(result.cost_usd) and result.cost_usd > 0  # gpt-5-mini is priced by the catalog
 
 
@@ -114,3 +115,24 @@ def test_cli_bad_text_column_is_one_line(tmp_path, capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "tickets.csv" in err and "'text'" in err
+
+
+def test_a_local_spec_is_served_on_loopback_and_priced_by_time(tmp_path, tiny_model_dir, store):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": label}]}) + "\n"
+                             for t, label in [("charged twice", "billing"), ("refund me", "refund"), ("hi", "other")] * 6))
+    data = write_jsonl(tmp_path / "in.jsonl", ["I was charged", "refund please", "hello"])
+    spec = f"few-shot:{tiny_model_dir}?k=3&constrained=1"
+    result = label_rows(data, teacher=spec, teacher_data=train, out_dir=tmp_path / "out", samples=2, store=store, yes=True)
+    assert result.summary["labels"] and set(result.summary["labels"]) == {"billing", "refund", "other"}  # from the teacher's data
+    assert all(r["label"] in LABELS for r in result.rows) and result.counts["failed"] == 0
+    assert result.requests == 6 and result.cost_usd > 0  # measured time x hardware.hourly_usd
+    again = label_rows(data, teacher=spec, teacher_data=train, out_dir=tmp_path / "again", samples=2, store=store, yes=True)
+    assert again.requests == 0 and again.cached == 6
+
+
+def test_retry_after_header():
+    from tunewise.distill.teacher import retry_after
+
+    assert retry_after("2") == 2.0 and retry_after("-1") == 0.0
+    assert retry_after(None) is None and retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None

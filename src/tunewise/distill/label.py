@@ -185,7 +185,11 @@ def label_rows(
         run = _Run(client, db, samples, temperature, budget_usd, max_requests)
         estimate = run.estimate(prompts)
         _confirm_estimate(client, estimate, yes)
-        run.go(rows, prompts, labels, min_agreement, concurrency, on_row)
+        interrupted = None
+        try:
+            run.go(rows, prompts, labels, min_agreement, concurrency, on_row)
+        except KeyboardInterrupt as exc:  # every finished call is in the store; write what is done, then stop
+            run.stopped, interrupted = "interrupted", exc
 
     counts = {"rows": len(rows), **{status: sum(r["status"] == status for r in rows) for status in STATUSES}}
     assert sum(counts[s] for s in STATUSES) == counts["rows"], counts  # nothing silently dropped
@@ -197,6 +201,8 @@ def label_rows(
                      "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
     }
     _write(out, rows, summary)
+    if interrupted is not None:
+        raise interrupted
     return Labeled(rows, counts, run.spent, run.requests, run.cached, out, summary, run.stopped)
 
 

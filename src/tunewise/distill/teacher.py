@@ -165,7 +165,9 @@ def open_teacher(spec: str, *, teacher_data: str | None = None, pricing_file: st
         from tunewise.store import file_hash
 
         key += f"@{file_hash(teacher_data)[:12]}"  # other shots, other answers: a separate cache
-    app = create_server(recipes={"teacher": text}, recipe_data=str(teacher_data) if teacher_data else None)
+    # A prompt recipe runs on its own base model; an adapter's base comes from its run (the workspace's model).
+    base = parsed.target if parsed.kind in ("zero-shot", "few-shot", "knn-few-shot") else None
+    app = create_server(base, recipes={"teacher": text}, recipe_data=str(teacher_data) if teacher_data else None)
     with running(app) as port:
         teacher = Teacher(key, f"http://127.0.0.1:{port}/v1", "teacher", local=True, hourly_usd=hourly_usd, config=config)
         try:
