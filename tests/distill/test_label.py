@@ -87,6 +87,26 @@ def test_budget_stop_then_resume_from_cache(tmp_path, fake, store):
     third = label_rows(data, teacher=teacher, out_dir=tmp_path / "c", labels=LABELS, store=store, yes=True)
     assert third.cached == 21 and third.requests == 9 and server.calls == 30  # only the missing calls were paid
     assert third.counts["accepted"] == 10 and third.stopped is None
+    assert third.summary["cached_cost_usd"] == pytest.approx(first.cost_usd + second.cost_usd)
+
+
+def test_free_text_keeps_the_first_reply_and_scores_similarity(tmp_path, fake, store):
+    url, _ = fake
+    data = write_jsonl(tmp_path / "in.jsonl", ["summarise: a refund", "summarise: unsure"])
+    result = label_rows(data, teacher=f"{url}#gpt-5-mini", out_dir=tmp_path / "out", store=store, yes=True)
+    assert result.summary["task"] == "text" and result.summary["labels"] is None
+    first, unsure = result.rows
+    assert first["label"] == "Label: refund" and first["agreement"] == 1.0 and first["status"] == "accepted"
+    assert unsure["label"] == unsure["samples"][0] == "Label: other" and 0 < unsure["agreement"] < 1
+
+
+def test_a_budget_needs_a_price(tmp_path, fake, store):
+    from tunewise.errors import ConfigError
+
+    url, _ = fake
+    data = write_jsonl(tmp_path / "in.jsonl", ["hello"])
+    with pytest.raises(ConfigError, match="budget-usd"):
+        label_rows(data, teacher=f"endpoint:{url}#unpriced-model", out_dir=tmp_path / "out", budget_usd=1, store=store, yes=True)
 
 
 def test_cli_csv_text_column_and_bad_column(tmp_path, fake):

@@ -182,6 +182,9 @@ def label_rows(
                                                  hourly_usd=settings.hardware.hourly_usd, config=settings.eval) as client:
         if labels:
             client.max_tokens = 32
+        if budget_usd is not None and not client.priced:
+            raise ConfigError(f"--budget-usd: no price is known for teacher {teacher!r} (add its model to the pricing catalog "
+                              "with advise.pricing_file, or cap the run with --max-requests)")
         run = _Run(client, db, samples, temperature, budget_usd, max_requests)
         estimate = run.estimate(prompts)
         _confirm_estimate(client, estimate, yes)
@@ -195,6 +198,7 @@ def label_rows(
     assert sum(counts[s] for s in STATUSES) == counts["rows"], counts  # nothing silently dropped
     summary = {
         "counts": counts, "cost_usd": round(run.spent, 6), "requests": run.requests, "cached": run.cached,
+        "cached_cost_usd": round(run.cached_usd, 6),
         "estimate": estimate, "stopped": run.stopped, "teacher": teacher, "task": task.type, "labels": labels,
         "settings": {"data": str(data), "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
                      "text_column": text_column, "budget_usd": budget_usd, "max_requests": max_requests,
@@ -231,6 +235,7 @@ class _Run:
         self.spent = 0.0
         self.requests = 0
         self.cached = 0
+        self.cached_usd = 0.0  # what the cached calls cost when they were made (not paid again)
         self.reserved_usd = 0.0
         self.reserved_requests = 0
         self.per_request: float | None = None  # USD, from the first priced call
@@ -252,6 +257,7 @@ class _Run:
             if not isinstance(hit, _Cached):  # the estimate's probe was sent and counted in this run
                 with self.lock:
                     self.cached += 1
+                    self.cached_usd += hit.cost_usd or 0.0
             return Call(hit.response, hit.prompt_tokens, hit.completion_tokens, hit.cost_usd, hit.latency_ms, cached=True)
         t = self._temperature(sample)
         result = self.client.ask(messages, temperature=t, sample=sample)
