@@ -417,31 +417,16 @@ class DeploymentGateway:
         `hardware.hourly_usd` (an upper bound when requests share a batch, which they do under load)."""
         if not spec.startswith("endpoint:"):
             return latency_s * self.hourly_usd / 3600
+        from tunewise.evaluate.specs import parse_spec
+        from tunewise.pricing import token_prices
+
         if spec not in self._prices:
-            self._prices[spec] = self._price(spec)
+            self._prices[spec] = token_prices(parse_spec(spec).params.get("model") or "", self.pricing_file)
         price = self._prices[spec]
         if price is None:
             return None
         price_in, price_out = price
         return ((usage.get("prompt_tokens") or 0) * price_in + (usage.get("completion_tokens") or 0) * price_out) / 1e6
-
-    def _price(self, spec: str) -> tuple[float, float] | None:
-        from tunewise.errors import TunewiseError
-        from tunewise.evaluate.specs import parse_spec
-        from tunewise.pricing import load_catalog
-
-        model = parse_spec(spec).params.get("model") or ""
-        fine_tuned = model.startswith("ft:")
-        name = model.split(":")[1] if fine_tuned else model
-        try:
-            row = load_catalog(self.pricing_file).find(name)
-        except TunewiseError:
-            return None
-        if row is None or row.input_price(fine_tuned=fine_tuned) is None:
-            return None
-        price_in = row.input_price(fine_tuned=fine_tuned)
-        price_out = row.output_price(fine_tuned=fine_tuned)
-        return price_in, price_out if price_out is not None else price_in
 
     def observe(self, variant: str, role: str, status: int, seconds: float) -> None:
         if self.metrics is not None:

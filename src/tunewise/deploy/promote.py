@@ -181,17 +181,11 @@ def gate_result(evaluation_ref: str, new: str, reference: str, *, margin: float 
 
 def _target(state, name: str | None):
     """The candidate variant a promotion changes: `name`, the only one, or None when there is none."""
-    if name is None:
-        if not state.candidates:
-            return None
-        if len(state.candidates) > 1:
-            names = ", ".join(c.name for c in state.candidates)
-            raise ConfigError(f"the deployment has {len(state.candidates)} candidates ({names}): name one with --variant")
-        return state.candidates[0]
-    for variant in state.candidates:
-        if variant.name == name:
-            return variant
-    raise ConfigError(f"no candidate named {name!r} (candidates: {', '.join(c.name for c in state.candidates) or 'none'})")
+    from tunewise.deploy.state import _pick_candidate
+
+    if name is None and not state.candidates:
+        return None
+    return _pick_candidate(state, name)
 
 
 def _add_candidate(loaded, spec: str, share: float, *, reason: str, evaluation_id: str, store):

