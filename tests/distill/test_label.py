@@ -152,7 +152,7 @@ def test_a_local_spec_is_served_on_loopback_and_priced_by_time(tmp_path, tiny_mo
 
 
 def test_retry_after_header():
-    from tunewise.distill.teacher import retry_after
+    from tunewise.evaluate.candidates import retry_after
 
     assert retry_after("2") == 2.0 and retry_after("-1") == 0.0
     assert retry_after(None) is None and retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None

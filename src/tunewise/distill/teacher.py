@@ -17,13 +17,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tunewise.evaluate.candidates import EndpointClient
+from tunewise.evaluate.candidates import CandidateFailed, EndpointClient
 from tunewise.evaluate.config import EvalConfig
 from tunewise.evaluate.specs import parse_spec
 from tunewise.pricing import token_prices
 
-MAX_RETRY_WAIT_S = 120.0  # the most one call waits in backoff, all retries together
-MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is cut to this (and counts against the total)
+class TeacherFailed(Exception):
+    """One teacher call that failed after its retries: the row records the message, the run goes on."""
+
+
+@dataclass
+class Call:
+    """One teacher reply with what it cost."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None  # None: no price known for this teacher
+    latency_ms: float
+    cached: bool = False
 
 
 class TeacherFailed(Exception):
@@ -80,48 +92,12 @@ class Teacher:
     def ask(self, messages: list[dict], *, temperature: float, sample: int = 0, max_tokens: int | None = None,
             stop: threading.Event | None = None) -> Call:
         """One reply; raises TeacherFailed after the last retry (or at once on a 4xx that retrying cannot heal)."""
-        import httpx
-
-        body = {"model": self.model, "messages": messages, "temperature": temperature,
-                "max_tokens": max_tokens or self.max_tokens, "seed": sample}
-        delay = self.config.endpoint_backoff_s
-        waited = 0.0
-        attempts = self.config.endpoint_retries + 1
-        problem = "no attempt"
-        for attempt in range(attempts):
-            if stop is not None and stop.is_set():
-                raise TeacherFailed("stopped")
-            started = time.perf_counter()
-            wait = delay
-            try:
-                response = self._endpoint.client.post(self.url, json=body)
-            except httpx.TimeoutException:
-                problem = f"timed out after {self.config.endpoint_timeout_s:g} s"
-            except httpx.TransportError as exc:
-                problem = f"cannot connect ({type(exc).__name__})"
-            else:
-                seconds = time.perf_counter() - started
-                if response.status_code == 200:
-                    try:
-                        data = response.json()
-                        text = data["choices"][0]["message"].get("content") or ""
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        raise TeacherFailed(f"{self.url}: the reply is not an OpenAI chat completion") from None
-                    usage = data.get("usage") or {}
-                    tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
-                    return Call(text.strip(), tokens_in, tokens_out, self.cost(tokens_in, tokens_out, seconds), seconds * 1000)
-                problem = f"HTTP {response.status_code}: {response.text[:120].strip()}"
-                if response.status_code not in (408, 409, 429) and response.status_code < 500:
-                    raise TeacherFailed(f"{self.url}: {problem}")  # a client error will not heal by retrying
-                hinted = retry_after(response.headers.get("retry-after"))
-                if hinted is not None:
-                    wait = min(hinted, MAX_RETRY_AFTER_S)
-            if attempt == attempts - 1 or waited + wait > MAX_RETRY_WAIT_S:
-                break
-            time.sleep(wait)
-            waited += wait
-            delay *= 2
-        raise TeacherFailed(f"{self.url}: {problem} (after {attempt + 1} attempts)")
+        try:
+            text, seconds, tokens_in, tokens_out = self._endpoint.chat(
+                messages, max_tokens=max_tokens or self.max_tokens, stop=stop, temperature=temperature, seed=sample)
+        except CandidateFailed as exc:
+            raise TeacherFailed(str(exc)) from None
+        return Call(text, tokens_in, tokens_out, self.cost(tokens_in, tokens_out, seconds), seconds * 1000)
 
 
 @contextmanager

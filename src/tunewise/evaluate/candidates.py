@@ -145,8 +145,21 @@ def endpoint_headers(url: str) -> dict:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+MAX_RETRY_WAIT_S = 120.0  # the most one call waits in backoff, all retries together
+MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is cut to this (and counts against the total)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header (delta-seconds form; an HTTP date is treated as absent)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 class EndpointClient:
-    """OpenAI chat completions with retries and exponential backoff on timeouts, 429 and 5xx."""
+    """OpenAI chat completions with retries on timeouts, 429 and 5xx: exponential backoff, or the server's
+    Retry-After when it sends one, with a bounded number of attempts and a bounded total wait."""
 
     def __init__(self, url: str, model: str, config: EvalConfig):
         import httpx
@@ -157,17 +170,23 @@ class EndpointClient:
     def close(self) -> None:
         self.client.close()
 
-    def chat(self, messages: list[dict], *, max_tokens: int, stop: threading.Event | None = None) -> tuple[str, float, int | None, int | None]:
+    def chat(self, messages: list[dict], *, max_tokens: int, stop: threading.Event | None = None, temperature: float = 0.0,
+             seed: int | None = None) -> tuple[str, float, int | None, int | None]:
         """(reply, seconds, prompt tokens, completion tokens); raises CandidateFailed after the last retry."""
         import httpx
 
-        body = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
+        body = {"model": self.model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
+        if seed is not None:
+            body["seed"] = seed
         delay = self.config.endpoint_backoff_s
+        waited = 0.0
+        attempts = self.config.endpoint_retries + 1
         problem = "no attempt"
-        for attempt in range(self.config.endpoint_retries + 1):
+        for attempt in range(attempts):
             if stop is not None and stop.is_set():
                 raise CandidateFailed("stopped after another request failed")
             started = time.perf_counter()
+            wait = delay
             try:
                 response = self.client.post(self.url, json=body)
             except httpx.TimeoutException:
@@ -187,10 +206,15 @@ class EndpointClient:
                 problem = f"HTTP {response.status_code}: {response.text[:120].strip()}"
                 if response.status_code not in (408, 409, 429) and response.status_code < 500:
                     raise CandidateFailed(f"{self.url}: {problem}")  # a client error will not heal by retrying
-            if attempt < self.config.endpoint_retries:
-                time.sleep(delay)
-                delay *= 2
-        raise CandidateFailed(f"{self.url}: {problem} ({self.config.endpoint_retries + 1} attempts)")
+                hinted = retry_after(response.headers.get("retry-after"))
+                if hinted is not None:
+                    wait = min(hinted, MAX_RETRY_AFTER_S)
+            if attempt == attempts - 1 or waited + wait > MAX_RETRY_WAIT_S:
+                break
+            time.sleep(wait)
+            waited += wait
+            delay *= 2
+        raise CandidateFailed(f"{self.url}: {problem} ({attempt + 1} attempts)")
 
 
 def run_endpoint(spec: CandidateSpec, prompts: list[list[dict]], task: Task, config: EvalConfig, *, on_rows=None) -> Replies:
