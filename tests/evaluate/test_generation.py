@@ -223,3 +223,33 @@ def test_the_benchmarks_transformers_baselines_give_the_same_replies(lively_mode
     assert padded == ours
     if decoding == "free":  # generate_batch drops custom logits processors: it cannot constrain
         assert bench.hf_generate_batch(model, tokenizer, ids, max_new_tokens=6, labels=LABELS) == ours
+
+
+def test_repeated_prompts_are_prefilled_once_and_answer_as_alone(lively_model, monkeypatch):
+    from tunewise.evaluate import generation
+    from tunewise.evaluate.generation import RowOptions, generate_batched, generate_sequential
+
+    model, tokenizer = lively_model
+    distinct = _prompts(4)
+    prompts = distinct + [distinct[1], distinct[1], distinct[3]]
+    prefilled = []
+    forward = model.forward
+
+    def counting(*args, **kwargs):
+        if kwargs.get("past_key_values") is None or kwargs["input_ids"].shape[1] > 1:
+            prefilled.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    batched = generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=16, prefix_cache=False)
+    monkeypatch.setattr(model, "forward", forward)
+    assert sum(prefilled) == 4  # seven rows, four distinct prompts
+    sequential = generate_sequential(model, tokenizer, prompts, max_new_tokens=6)
+    assert [g.text for g in batched] == [g.text for g in sequential]
+
+    # Sampled copies of one prompt still differ by seed, and each equals the same row decoded on its own.
+    sampled = [RowOptions(temperature=1.0, seed=seed) for seed in (1, 2, 3)]
+    together = generate_batched(model, tokenizer, [distinct[0]] * 3, max_new_tokens=6, options=sampled)
+    alone = [generate_batched(model, tokenizer, [distinct[0]], max_new_tokens=6, options=[o])[0] for o in sampled]
+    assert [g.text for g in together] == [g.text for g in alone]
+    assert len({g.text for g in together}) > 1

@@ -327,20 +327,24 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
 
     n, width = len(rows), len(rows[0]) - prefix_len
     length = prefix_len + width
-    mask = torch.zeros((n, length + config.max_new_tokens), dtype=torch.long, device=device)
+    # Rows that repeat one prompt (a request's n choices, a teacher asked for several samples) are prefilled
+    # once and their cache copied: prefill is most of the time on a CPU, decoding them stays per row.
+    first_of, copies = _unique_rows(rows, adapters)
+    unique = [rows[i] for i in first_of]
+    mask = torch.zeros((len(unique), length + config.max_new_tokens), dtype=torch.long, device=device)
     mask[:, :prefix_len] = 1
     first_logits = []
     with torch.inference_mode():
         overhead = PASS_OVERHEAD_TOKENS if device.type == "cpu" else PREFILL_TOKENS
         start = 0
-        for size in _prefill_batches([len(row) - prefix_len for row in rows], batch_size, overhead):
-            batch = rows[start : start + size]
+        for size in _prefill_batches([len(row) - prefix_len for row in unique], batch_size, overhead):
+            batch = unique[start : start + size]
             suffixes = [row[prefix_len:] for row in batch]
             own = max(len(s) for s in suffixes)
             input_ids = torch.tensor([[config.pad_token_id] * (own - len(s)) + s for s in suffixes], device=device)
             batch_mask = torch.tensor([[1] * prefix_len + [0] * (own - len(s)) + [1] * len(s) for s in suffixes], device=device)
             positions = (batch_mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_len:]
-            kwargs = {"adapter_names": adapters[start : start + size]} if adapters else {}
+            kwargs = {"adapter_names": [adapters[i] for i in first_of[start : start + size]]} if adapters else {}
             if base_cache is not None:
                 cache = copy.deepcopy(base_cache)
                 if len(batch) > 1:
@@ -358,6 +362,13 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
                 group_values[start : start + len(batch), :, length - own : length] = values[:, :, prefix_len:]
             mask[start : start + len(batch), prefix_len + width - own : length] = batch_mask[:, prefix_len:]
             start += len(batch)
+        first = torch.cat(first_logits)
+        if len(unique) < n:
+            index = torch.tensor(copies, device=device)
+            for group_keys, group_values in group_kv:
+                group_keys.copy_(group_keys[: len(unique)].index_select(0, index))
+                group_values.copy_(group_values[: len(unique)].index_select(0, index))
+            mask, first = mask.index_select(0, index), first.index_select(0, index)
         if _has_sliding_layers(model):  # the model's own cache keeps each layer's window right
             cache = DynamicCache(config=model.config)
             for layer, (keys, values) in enumerate(group_kv):
@@ -365,7 +376,23 @@ def _generate_group(model, tokenizer, rows, prefix_len, base_cache, config, batc
         else:
             cache = _buffer_cache(group_kv, length)
         forward = {"adapter_names": adapters} if adapters else {}
-        return _decode_group(model, tokenizer, cache, mask, length, torch.cat(first_logits), config, labels, decoding, forward, control)
+        return _decode_group(model, tokenizer, cache, mask, length, first, config, labels, decoding, forward, control)
+
+
+def _unique_rows(rows: list[list[int]], adapters: list | None) -> tuple[list[int], list[int]]:
+    """(index of each distinct row's first occurrence, in order; per row, the position of its distinct row in that list).
+
+    Rows are the same when their tokens and adapter are; the first occurrences keep the rows' longest-first order."""
+    first_of: list[int] = []
+    seen: dict[tuple, int] = {}
+    copies = []
+    for i, row in enumerate(rows):
+        key = (adapters[i] if adapters else None, tuple(row))
+        if key not in seen:
+            seen[key] = len(first_of)
+            first_of.append(i)
+        copies.append(seen[key])
+    return first_of, copies
 
 
 def _prefill_batches(lengths: list[int], batch_size: int, overhead: int) -> list[int]:
