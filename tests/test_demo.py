@@ -6,12 +6,14 @@ from tunewise.store import Store
 
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
     plan = DemoPlan(model=str(tiny_model_dir), train_examples=16, curve_sizes=(4, 8, 12, 16), curve_eval_rows=8,
-                    eval_limit=12, few_shot_k=2, train_overrides={"batch_size": 4, "max_eval_examples": 4})
+                    eval_limit=12, few_shot_k=2, train_overrides={"batch_size": 4, "max_eval_examples": 4},
+                    distill_pool_rows=8, distill_eval_rows=6, distill_train_minutes=0.1)
     result = run_demo(tmp_path / "demo", plan=plan)
 
     assert [step.name for step in result.steps] == [
         "Embedded model", "Import the sample task", "Audit", "Clean", "Train a LoRA adapter",
-        "Evaluate against prompt baselines", "Learning curve", "Advise: fine-tune or not?",
+        "Evaluate against prompt baselines", "Learning curve",
+        "Distill: a teacher labels, a student learns", "Advise: fine-tune or not?",
         "Serve the fine-tune (OpenAI-compatible API)", "Deploy behind a 10% split and monitor", "Report",
     ]
     # The deployment answered every replayed row through real HTTP and took a feedback label for each.
@@ -25,6 +27,12 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
     assert found["PII rows"]["found_of_planted"] >= 0.9 * found["PII rows"]["planted"]
     assert found["contaminated rows"]["found_of_planted"] == found["contaminated rows"]["planted"] == 5
     assert result.verdict
+    # The distillation labelled the hidden-label pool (every row accounted for) and scored teacher and student.
+    # The tiny random model never names a label, so nothing is accepted and no student is trained (the embedded
+    # model's run trains one: bench/RESULTS.md, "Demo").
+    assert result.distilled == "0/8 accepted: no ticket reached agreement, so no student was trained", result.distilled
+    summary = (result.root / "distill" / "labeled" / "summary.json").read_text()
+    assert '"rows": 8' in summary
 
     store = Store.open(f"sqlite:///{result.root / '.tunewise' / 'tunewise.db'}")
     try:

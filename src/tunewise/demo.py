@@ -50,6 +50,12 @@ class DemoPlan:
     # Held-out tickets replayed as deployment traffic: the retrieval baseline answers 90% of them at about
     # 0.6 s each on 2 CPU cores (its prompts are 3x a fine-tune's), so all 300 would push the demo past 15 minutes.
     traffic_rows: int = 150
+    # Distillation: training tickets whose labels are hidden, labelled by the evaluation's best prompt candidate
+    # (3 samples each), a student trained on what agreement accepts, and teacher vs student on the first eval rows.
+    # Small on purpose: on 2 CPU cores each teacher reply costs about half a second (bench/RESULTS.md, "Demo").
+    distill_pool_rows: int = 80
+    distill_train_minutes: float = 1.0
+    distill_eval_rows: int = 100
     # The LoRA run's time budget (`tunewise train --time-budget 4`): the step count that fits is measured.
     train_minutes: float = 4.0
     # Learning-curve points train one epoch each (`tunewise eval curve --epochs 1`) to keep the demo near 15 minutes.
@@ -78,6 +84,8 @@ class DemoResult:
     found_vs_planted: list[dict[str, Any]] = field(default_factory=list)
     served: str | None = None
     deployed: str | None = None
+    distilled: str | None = None
+    distill_evaluation_id: str | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -129,6 +137,7 @@ def run_demo(out_dir: str | Path = "tunewise-demo", *, plan: DemoPlan | None = N
         from tunewise.workspace_init import init_workspace
 
         init_workspace(root)
+        _write_settings(root, plan)
         (root / _MARKER).write_text("Written by `tunewise demo`; `tunewise demo` deletes and rewrites this folder.\n")
         store = Store.open()
         try:
@@ -140,6 +149,18 @@ def run_demo(out_dir: str | Path = "tunewise-demo", *, plan: DemoPlan | None = N
 
 
 _MARKER = ".tunewise-demo"
+
+
+def _write_settings(root: Path, plan: DemoPlan) -> None:
+    """The demo's settings go in its workspace's tunewise.yaml, as a user sets theirs: every stage (eval, serve,
+    deploy, distill) then reads the same ones, and `tunewise ...` commands in the folder reproduce the demo."""
+    from tunewise.config import load_config, render_yaml
+    from tunewise.workspace import config_path
+    from tunewise.workspace_init import _HEADER
+
+    settings = load_config()
+    settings = settings.model_copy(update={"eval": settings.eval.model_copy(update={"shot_max_chars": plan.shot_max_chars})})
+    config_path(root).write_text(_HEADER + render_yaml(settings) + "\n", encoding="utf-8")
 
 
 def _prepare_folder(root: Path, fresh: bool) -> None:
@@ -236,8 +257,8 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     def evaluate_candidates() -> tuple[dict, str]:
         from tunewise.evaluate import evaluate
+        from tunewise.config import load_config
         from tunewise.evaluate.report import print_results
-        from tunewise.evaluate.config import EvalConfig
 
         k = plan.few_shot_k
         candidates = [
@@ -247,7 +268,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
             "classic:tfidf",
             f"adapter:{run.id}",
         ]
-        config = EvalConfig(limit=plan.eval_limit, system_prompt=SYSTEM_PROMPT, shot_max_chars=plan.shot_max_chars)
+        config = load_config().eval.model_copy(update={"limit": plan.eval_limit, "system_prompt": SYSTEM_PROMPT})
         # No explicit baseline: evaluate() compares everything with the best prompt candidate.
         results = evaluate(data["eval"], candidates, train_path=train_path, config=config, store=store)
         print_results(results, console)
@@ -281,6 +302,11 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     steps.run(7, "Learning curve", curve)
 
+    def distill() -> tuple[Any, str]:
+        return _distill_step(plan, root, data, train_path, store, result)
+
+    steps.run(8, "Distill: a teacher labels, a student learns", distill)
+
     def decide() -> tuple[Any, str]:
         from tunewise.advise import advise
         from tunewise.config import load_config
@@ -293,7 +319,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         console.print(Markdown(advice.to_markdown()))
         return advice, f"advice: {advice.title}"
 
-    steps.run(8, "Advise: fine-tune or not?", decide)
+    steps.run(9, "Advise: fine-tune or not?", decide)
 
     def serve_adapter() -> tuple[Any, str]:
         from tunewise.serve.replay import replay_evaluation
@@ -305,7 +331,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         result.served = replay.summary()
         return replay, f"served as model 'tickets' by `tunewise serve`: {replay.summary()}"
 
-    steps.run(9, "Serve the fine-tune (OpenAI-compatible API)", serve_adapter)
+    steps.run(10, "Serve the fine-tune (OpenAI-compatible API)", serve_adapter)
 
     def deploy() -> tuple[Any, str]:
         from tunewise.deploy.alerts import evaluate_rules
@@ -335,16 +361,66 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
         result.deployed = f"{traffic.summary()}; {alert}"
         return status, f"deployment 'tickets-ab' (10% to the fine-tune): {result.deployed}"
 
-    steps.run(10, "Deploy behind a 10% split and monitor", deploy)
+    steps.run(11, "Deploy behind a 10% split and monitor", deploy)
 
     def report() -> tuple[tuple[Path, Path], str]:
         from tunewise.evaluate.report import write_report
 
-        html_path, md_path = write_report(root / "report", store=store)
+        html_path, md_path = write_report(root / "report", store=store, evaluation_ref=result.evaluation_id)
         result.report_html, result.report_md = Path(html_path), Path(md_path)
         return (html_path, md_path), f"report: {html_path} and {md_path}"
 
-    steps.run(11, "Report", report)
+    steps.run(12, "Report", report)
+
+
+def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, store, result: DemoResult) -> tuple[Any, str]:
+    """Hide the labels of some training tickets, let the best prompt candidate label them, train a student on what
+    agreement accepted, and compare teacher and student on the held-out tickets (the report's distillation section)."""
+    import json
+    import random
+
+    from tunewise.config import load_config
+    from tunewise.distill.label import label_rows
+    from tunewise.evaluate import evaluate
+    from tunewise.sample import SYSTEM_PROMPT
+    from tunewise.train import demo_train_config, train
+
+    teacher = _compared(store, result.evaluation_id).baseline or f"few-shot:{plan.model}?k={plan.few_shot_k}"
+    lines = train_path.read_text(encoding="utf-8").splitlines()
+    pool_lines = set(random.Random(0).sample(range(len(lines)), min(plan.distill_pool_rows, len(lines) // 2)))
+    distill_dir = root / "distill"
+    distill_dir.mkdir(exist_ok=True)
+    hidden, truth = [], []
+    with open(distill_dir / "pool.jsonl", "w", encoding="utf-8") as pool, open(distill_dir / "shots.jsonl", "w", encoding="utf-8") as shots:
+        for number, line in enumerate(lines):
+            if number not in pool_lines:
+                shots.write(line + "\n")  # the teacher's examples never include a pool ticket, labelled
+                continue
+            example = json.loads(line)
+            truth.append(example["messages"][-1]["content"])
+            hidden.append({"messages": example["messages"][:-1]})
+            pool.write(json.dumps(hidden[-1], ensure_ascii=False) + "\n")
+    labeled = label_rows(distill_dir / "pool.jsonl", teacher=teacher, teacher_data=distill_dir / "shots.jsonl",
+                         out_dir=distill_dir / "labeled", concurrency=8, store=store, yes=True)
+    accepted = [(row, true) for row, true in zip(labeled.rows, truth) if row["status"] == "accepted"]
+    right = sum(row["label"] == true for row, true in accepted)
+    counts = labeled.counts
+    console.print(f"Teacher {teacher}: {counts['accepted']} of {counts['rows']} tickets accepted at agreement "
+                  f">= {labeled.summary['settings']['min_agreement']}, {counts['queued']} queued for review, "
+                  f"{counts['failed']} failed; the hidden labels agree with {right} of the {len(accepted)} accepted", highlight=False)
+    if not accepted:
+        result.distilled = f"0/{counts['rows']} accepted: no ticket reached agreement, so no student was trained"
+        return labeled, f"teacher {teacher} labelled {counts['rows']} hidden-label tickets: {result.distilled}"
+    student = train(demo_train_config(str(distill_dir / "labeled" / "accepted.jsonl"), None, model=plan.model,
+                                      max_train_examples=None, time_budget_minutes=plan.distill_train_minutes,
+                                      **plan.train_overrides), store=store)
+    config = load_config().eval.model_copy(update={"limit": plan.distill_eval_rows, "system_prompt": SYSTEM_PROMPT})
+    compared = evaluate(data["eval"], [teacher, f"adapter:{student.id}"], train_path=distill_dir / "shots.jsonl",
+                        baseline=teacher, config=config, store=store)
+    result.distill_evaluation_id = compared.evaluation_id
+    result.distilled = (f"{counts['accepted']}/{counts['rows']} accepted ({right} right by the hidden labels), "
+                        f"student {student.id}; {compared.verdict}")
+    return compared, f"teacher {teacher} labelled {counts['rows']} hidden-label tickets: {result.distilled}"
 
 
 def _compared(store, evaluation_id: str | None):
