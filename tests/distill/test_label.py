@@ -55,7 +55,7 @@ def test_label_counts_order_retry_and_failures(tmp_path, fake, store):
     assert rows[2]["agreement"] == pytest.approx(2 / 3, abs=1e-3)  # just under 0.67 and len(rows[2]["samples"]) == 3
     assert "HTTP 500" in rows[3]["error"] and rows[3]["source"]["line"] == 4
     assert rows[4]["agreement"] == 1.0  # the 429 was retried, not counted as a failure
-    assert result.counts == {"rows": 6, "accepted": 4, "queued": 1, "failed": 1, "not_started": 0}
+    assert result.counts == {"rows": 6, "accepted": 4, "queued": 1, "rejected": 0, "failed": 1, "not_started": 0}
     accepted = read_jsonl(tmp_path / "out" / "accepted.jsonl")
     assert [a["messages"][-1] for a in accepted][:2] == [{"role": "assistant", "content": "billing"}, {"role": "assistant", "content": "refund"}]
     assert all(m["role"] != "system" for a in accepted for m in a["messages"])  # the student sees the row, not the teacher's prompt
@@ -65,13 +65,49 @@ def test_label_counts_order_retry_and_failures(tmp_path, fake, store):
     assert summary["cost_usd"] == pytest.approx(result.cost_usd) and result.cost_usd > 0  # gpt-5-mini is priced by the catalog
 
 
+def test_accepted_set_is_a_registered_dataset_with_provenance_per_row(tmp_path, fake, store):
+    from tunewise.data.formats import load_examples
+    from tunewise.store import file_hash
+
+    url, _ = fake
+    data = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    source = store.add_dataset(data, format="chat", rows=len(TEXTS), role="unlabeled")
+    teacher = f"endpoint:{url}#gpt-5-mini"
+    result = label_rows(data, teacher=teacher, out_dir=tmp_path / "out", labels=LABELS, store=store, yes=True)
+    accepted_path = tmp_path / "out" / "accepted.jsonl"
+    dataset = store.find_dataset_by_hash(file_hash(accepted_path))  # what `tunewise train --data` links a run to
+    assert dataset.id == result.dataset_id == result.summary["dataset_id"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["dataset_id"] == dataset.id
+    assert dataset.parent_id == source.id and dataset.rows == 4 and dataset.format == "chat" and dataset.role == "train"
+    meta = dataset.meta["distilled"]
+    assert meta["teacher"] == teacher and meta["accepted"] == 4 and meta["reviewed"] == 0
+    assert meta["dir"] == str((tmp_path / "out").resolve()) and meta["source"] == str(data)
+    assert meta["min_agreement"] == 0.67 and meta["samples"] == 3
+    lines = read_jsonl(accepted_path)
+    assert lines[0]["metadata"]["distill"] == {"teacher": teacher, "agreement": 1.0, "human_reviewed": False,
+                                                 "source": str(data), "source_line": 1, "row": 0}
+    assert [line["metadata"]["distill"]["row"] for line in lines] == [0, 1, 4, 5]
+    loaded = load_examples(accepted_path)  # the provenance rides along: training reads the file as is
+    assert loaded.problems == [] and len(loaded.records) == 4 and loaded.format == "chat"
+
+
+def test_an_unregistered_input_has_no_parent_and_nothing_accepted_registers_nothing(tmp_path, fake, store):
+    url, _ = fake
+    data = write_jsonl(tmp_path / "in.jsonl", ["I was charged twice"])
+    result = label_rows(data, teacher=f"endpoint:{url}#gpt-5-mini", out_dir=tmp_path / "a", labels=LABELS, store=store, yes=True)
+    assert store.get_dataset(result.dataset_id).parent_id is None
+    broken = write_jsonl(tmp_path / "broken.jsonl", ["broken request"])
+    none = label_rows(broken, teacher=f"endpoint:{url}#gpt-5-mini", out_dir=tmp_path / "b", labels=LABELS, store=store, yes=True)
+    assert none.dataset_id is None and none.summary["dataset_id"] is None and (tmp_path / "b" / "accepted.jsonl").read_text() == ""
+
+
 def test_budget_stop_then_resume_from_cache(tmp_path, fake, store):
     url, server = fake
     texts = [f"charge number {i}" for i in range(10)]
     data = write_jsonl(tmp_path / "in.jsonl", texts)
     teacher = f"endpoint:{url}#gpt-5-mini"
     first = label_rows(data, teacher=teacher, out_dir=tmp_path / "a", labels=LABELS, max_requests=12, store=store, yes=True)
-    assert first.counts == {"rows": 10, "accepted": 4, "queued": 0, "failed": 0, "not_started": 6}
+    assert first.counts == {"rows": 10, "accepted": 4, "queued": 0, "rejected": 0, "failed": 0, "not_started": 6}
     assert "max_requests" in first.stopped and first.requests == 12 == server.calls
     rows = read_jsonl(tmp_path / "a" / "rows.jsonl")
     assert [r["status"] for r in rows][4:] == ["not_started"] * 6 and all(r["samples"] == [] for r in rows[4:])

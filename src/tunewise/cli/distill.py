@@ -55,4 +55,5 @@ def label_command(
                   highlight=False)
     if result.stopped:
         console.print(f"[yellow]Stopped:[/] {result.stopped}; rerun the same command with a larger cap to go on.", highlight=False)
-    console.print(f"Wrote {output}/rows.jsonl, accepted.jsonl and summary.json", highlight=False)
+    console.print(f"Wrote {output}/rows.jsonl, accepted.jsonl and summary.json"
+                  + (f"; accepted.jsonl is dataset {result.dataset_id}" if result.dataset_id else ""), highlight=False)

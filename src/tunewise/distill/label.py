@@ -11,8 +11,11 @@ scores agreement by similarity. Rows at or above `min_agreement` are accepted, t
 rows whose calls failed are kept in place with their error: nothing is dropped. Every call is cached in the
 store, so a rerun after an interruption or a budget stop only pays for what is missing.
 
-Writes to `out_dir`: rows.jsonl (every input row, in input order), accepted.jsonl (chat JSONL for training)
-and summary.json (counts, cost, requests, settings).
+Writes to `out_dir`: rows.jsonl (every input row, in input order), accepted.jsonl (chat JSONL for training,
+each line's `metadata.distill` saying where it came from: teacher, agreement, human review, source line) and
+summary.json (counts, cost, requests, settings, the dataset id). accepted.jsonl is registered in the store as a
+dataset whose `meta["distilled"]["teacher"]` names the teacher, child of the input file's dataset when the input
+is registered, so that a student trained on it can be traced back to its teacher.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tunewise.distill.teacher import Call, Teacher, TeacherFailed, open_teacher
 from tunewise.errors import ConfigError, DataError
 from tunewise.evaluate.tasks import Example, Task, build_prompt, parse_label, row_system, task_system_prompt
 
-STATUSES = ("accepted", "queued", "failed", "not_started")
+STATUSES = ("accepted", "queued", "rejected", "failed", "not_started")  # rejected: by a reviewer
 UNLABELED_CHAT = "example_missing_assistant_message"
 
 
@@ -48,6 +51,7 @@ class Labeled:
     out_dir: Path
     summary: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None  # why the run stopped before the last row (budget or request cap)
+    dataset_id: str | None = None  # accepted.jsonl as registered in the store (None: no row was accepted)
 
 
 def read_inputs(data: str | Path, *, text_column: str | None = None) -> list[tuple[Example | None, int, str | None]]:
@@ -180,6 +184,7 @@ def label_rows(
     with Store.borrow(store) as db, open_teacher(teacher, teacher_data=str(teacher_data) if teacher_data else None,
                                                  pricing_file=settings.advise.pricing_file,
                                                  hourly_usd=settings.hardware.hourly_usd, config=settings.eval) as client:
+        source_dataset_id = _registered(data, db)
         if labels:
             client.max_tokens = 32
         if budget_usd is not None and not client.priced:
@@ -194,20 +199,26 @@ def label_rows(
         except KeyboardInterrupt as exc:  # every finished call is in the store; write what is done, then stop
             run.stopped, interrupted = "interrupted", exc
 
-    counts = {"rows": len(rows), **{status: sum(r["status"] == status for r in rows) for status in STATUSES}}
-    assert sum(counts[s] for s in STATUSES) == counts["rows"], counts  # nothing silently dropped
     summary = {
-        "counts": counts, "cost_usd": round(run.spent, 6), "requests": run.requests, "cached": run.cached,
+        "counts": count_rows(rows), "cost_usd": round(run.spent, 6), "requests": run.requests, "cached": run.cached,
         "cached_cost_usd": round(run.cached_usd, 6),
         "estimate": estimate, "stopped": run.stopped, "teacher": teacher, "task": task.type, "labels": labels,
         "settings": {"data": str(data), "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
                      "text_column": text_column, "budget_usd": budget_usd, "max_requests": max_requests,
                      "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
+        "source_dataset_id": source_dataset_id,
     }
-    _write(out, rows, summary)
+    dataset_id = publish(out, rows, summary, store=store, parent_id=source_dataset_id)
     if interrupted is not None:
         raise interrupted
-    return Labeled(rows, counts, run.spent, run.requests, run.cached, out, summary, run.stopped)
+    return Labeled(rows, summary["counts"], run.spent, run.requests, run.cached, out, summary, run.stopped, dataset_id)
+
+
+def count_rows(rows: list[dict]) -> dict[str, int]:
+    """{"rows": n, status: count...}; the statuses add up to the rows (nothing silently dropped)."""
+    counts = {"rows": len(rows), **{status: sum(r["status"] == status for r in rows) for status in STATUSES}}
+    assert sum(counts[s] for s in STATUSES) == counts["rows"], counts
+    return counts
 
 
 def _confirm_estimate(client: Teacher, estimate: dict, yes: bool) -> None:
@@ -371,13 +382,61 @@ class _Cached:
         self.cost_usd, self.latency_ms = call.cost_usd, call.latency_ms
 
 
-def _write(out: Path, rows: list[dict], summary: dict) -> None:
-    with open(out / "rows.jsonl", "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    with open(out / "accepted.jsonl", "w", encoding="utf-8") as handle:
-        for row in rows:
-            if row["status"] == "accepted":
-                messages = [*row["messages"], {"role": "assistant", "content": row["label"]}]
-                handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def provenance(row: dict) -> dict[str, Any]:
+    """What one accepted line says about itself (`metadata.distill`): who labelled it, how sure, from which input."""
+    review = row.get("review") or {}
+    source = row.get("source") or {}
+    origin = f"deployment:{source['deployment']}" if source.get("deployment") else source.get("file")
+    out = {"teacher": row.get("teacher"), "agreement": row.get("agreement"), "human_reviewed": bool(review),
+           "source": origin, "source_line": source.get("line"), "row": row["index"]}
+    if source.get("request_id"):
+        out["request_id"] = source["request_id"]
+    if review:
+        out.update(decision=review["decision"], reviewer_label=review["label"], teacher_label=review.get("teacher_label"))
+    return out
+
+
+def publish(out: Path, rows: list[dict], summary: dict, *, store=None, parent_id: str | None = None) -> str | None:
+    """Write rows.jsonl and accepted.jsonl, register accepted.jsonl, then write summary.json; returns the dataset id.
+
+    Also what a review import calls after changing rows, so that the files and the store never disagree.
+    """
+    from tunewise.store import Store
+
+    summary["counts"] = count_rows(rows)
+    _write_lines(out / "rows.jsonl", rows)
+    accepted = [{"messages": [*row["messages"], {"role": "assistant", "content": row["label"]}],
+                 "metadata": {"distill": provenance(row)}} for row in rows if row["status"] == "accepted"]
+    _write_lines(out / "accepted.jsonl", accepted)
+    dataset_id = None
+    if accepted:  # an empty file is no dataset: nothing to train on
+        settings = summary.get("settings") or {}
+        meta = {"distilled": {"teacher": summary["teacher"], "dir": str(out.resolve()), "source": settings.get("data"),
+                              "accepted": len(accepted), "reviewed": sum(bool(r.get("review")) for r in rows),
+                              "min_agreement": settings.get("min_agreement"), "samples": settings.get("samples"),
+                              "task": summary.get("task")}}
+        with Store.borrow(store) as db:
+            dataset_id = db.add_dataset(out / "accepted.jsonl", format="chat", rows=len(accepted), role="train",
+                                        parent_id=parent_id, meta=meta).id
+    summary["dataset_id"] = dataset_id
+    _replace(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return dataset_id
+
+
+def _registered(data: str | Path, store) -> str | None:
+    """The id of the input file's dataset when the store knows its bytes (the accepted set's parent)."""
+    from tunewise.store import file_hash
+
+    found = store.find_dataset_by_hash(file_hash(data))
+    return found.id if found is not None else None
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    _replace(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _replace(path: Path, text: str) -> None:
+    # Write beside, then rename: an interrupted write never leaves half a rows.jsonl behind.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
