@@ -8,11 +8,16 @@ The label is a function of the input text: "refund" -> refund, "charge" -> billi
 text change the behaviour: "unsure" answers differently for samples after the first (seed > 0), "busy"
 answers 429 with Retry-After: 0 once per prompt and sample, "broken" always 500 (Retry-After: 0, so retries
 are instant). Each reply carries usage: 100 prompt tokens, 2 completion tokens.
+
+"json" in the text answers a JSON object instead, `{"label": ..., "urgent": ...}` with its keys in another
+order on odd seeds (the same object, written differently); with "garbled" the reply is not JSON at all, with
+"badtype" the label is a number (valid JSON that a schema wanting a string refuses).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections import Counter
 
@@ -23,6 +28,13 @@ from fastapi.responses import JSONResponse
 def label_for(text: str) -> str:
     low = text.lower()
     return "refund" if "refund" in low else "billing" if "charge" in low else "other"
+
+
+def json_reply(text: str, label: str, seed: int) -> str:
+    if "garbled" in text:
+        return "Sure! The label is " + label
+    value = {"label": 3 if "badtype" in text else label, "urgent": "urgent" in text}
+    return json.dumps(dict(reversed(value.items())) if seed % 2 else value)
 
 
 class FakeTeacher:
@@ -52,8 +64,9 @@ class FakeTeacher:
             label = ["other", "billing", "refund"][seed % 3]
         with self.lock:
             self.calls += 1
+        content = json_reply(text, label, seed) if "json" in text else f"Label: {label}"
         return {"id": "fake", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"Label: {label}"}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 2, "total_tokens": 102}}
 
 

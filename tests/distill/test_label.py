@@ -136,6 +136,81 @@ def test_free_text_keeps_the_first_reply_and_scores_similarity(tmp_path, fake, s
     assert unsure["label"] == unsure["samples"][0] == "Label: other" and 0 < unsure["agreement"] < 1
 
 
+SCHEMA = {"type": "object", "required": ["label"],
+          "properties": {"label": {"type": "string", "enum": LABELS}, "urgent": {"type": "boolean"}}}
+
+
+def test_json_agreement_compares_canonical_forms_and_counts_invalid_samples_against():
+    from tunewise.distill.label import _validator, json_agreement
+    from tunewise.evaluate.tasks import Task
+
+    validator = _validator(Task("json", schema=SCHEMA))
+    a, b = '{"label": "refund", "urgent": true}', '```json\n{"urgent": true, "label": "refund"}\n```'
+    assert json_agreement([a, b, "nope"], validator) == ('{"label": "refund", "urgent": true}', pytest.approx(2 / 3), None)
+    label, agreement, error = json_agreement(['{"label": 3}', "nope"], validator)
+    assert label is None and agreement == 0 and "schema" in error and "not of type 'string'" in error
+    assert json_agreement(['{"label": 3}'], None)[:2] == ('{"label": 3}', 1.0)  # no schema: any JSON counts
+
+
+def test_json_task_majority_of_schema_valid_parses(tmp_path, fake, store):
+    url, _ = fake
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    texts = ["json: I was charged twice, urgent", "json unsure, a charge?", "json garbled refund", "json badtype refund"]
+    data = write_jsonl(tmp_path / "in.jsonl", texts)
+    result = label_rows(data, teacher=f"endpoint:{url}#gpt-5-mini", out_dir=tmp_path / "out", schema=schema, store=store, yes=True)
+    assert result.summary["task"] == "json" and result.summary["schema"] == SCHEMA
+    charged, unsure, garbled, badtype = result.rows
+    assert charged["status"] == "accepted" and charged["agreement"] == 1.0  # keys in another order on odd seeds: one object
+    assert charged["label"] == '{"label": "billing", "urgent": true}' and charged["samples"][0] != charged["samples"][1]
+    assert unsure["status"] == "queued" and unsure["label"] == '{"label": "billing", "urgent": false}'
+    assert unsure["agreement"] == pytest.approx(2 / 3, abs=1e-3)
+    assert garbled["status"] == badtype["status"] == "queued" and garbled["label"] is None is badtype["label"]
+    assert "no sample was valid JSON" in garbled["error"] and "not JSON" in garbled["error"]
+    assert "schema" in badtype["error"] and badtype["agreement"] == 0
+    assert result.counts["accepted"] == 1 and result.counts["queued"] == 3
+    accepted = read_jsonl(tmp_path / "out" / "accepted.jsonl")
+    assert json.loads(accepted[0]["messages"][-1]["content"]) == {"label": "billing", "urgent": True}
+
+
+def test_json_task_from_json_teacher_data_without_a_schema(tmp_path, fake, store):
+    url, _ = fake
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"ticket {i}"},
+                                                      {"role": "assistant", "content": json.dumps({"label": "other", "n": i})}]}) + "\n"
+                             for i in range(5)))
+    data = write_jsonl(tmp_path / "in.jsonl", ["json badtype refund", "json garbled"])
+    result = label_rows(data, teacher=f"endpoint:{url}#gpt-5-mini", teacher_data=shots, out_dir=tmp_path / "out", store=store, yes=True)
+    assert result.summary["task"] == "json" and result.summary["schema"] is None
+    assert [r["status"] for r in result.rows] == ["accepted", "queued"]  # no schema: any JSON is valid
+    assert result.rows[0]["label"] == '{"label": 3, "urgent": false}'
+
+
+def test_cli_json_schema_and_labels_together_is_one_line(tmp_path, fake, capsys):
+    from tunewise.cli import main
+
+    url, _ = fake
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    data = write_jsonl(tmp_path / "in.jsonl", ["json refund me"])
+    args = ["distill", "label", str(data), "--teacher", f"endpoint:{url}#gpt-5-mini", "--json-schema", str(schema),
+            "--yes", "-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    assert read_jsonl(tmp_path / "out" / "rows.jsonl")[0]["label"] == '{"label": "refund", "urgent": false}'
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--labels", "a,b"])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1 and "--json-schema" in err
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit) as done:
+        main([*args[:5], "--json-schema", str(tmp_path / "bad.json"), "--yes", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1 and "bad.json" in err
+
+
 def test_a_budget_needs_a_price(tmp_path, fake, store):
     from tunewise.errors import ConfigError
 

@@ -28,6 +28,7 @@ def label_command(
     teacher_data: Optional[Path] = typer.Option(None, "--teacher-data", help="Labelled training file a local teacher takes its shots (and the label set) from."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Column (or JSON key) holding the input text."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated label set (default: from --teacher-data or the file's own labels; none: free text)."),
+    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="JSON Schema file: a JSON task, the majority of the schema-valid replies wins."),
     samples: int = typer.Option(3, "--samples", help="Replies asked per row (the first greedy, the others at --temperature)."),
     min_agreement: float = typer.Option(0.67, "--min-agreement", help="Rows whose samples agree at least this much are accepted; the others go to review."),
     temperature: float = typer.Option(0.7, "--temperature", help="Temperature of the samples after the first."),
@@ -48,7 +49,7 @@ def label_command(
         result = label_rows(data, teacher=teacher, out_dir=output, samples=samples, min_agreement=min_agreement,
                             labels=labels.split(",") if labels else None, text_column=text_column, budget_usd=budget_usd,
                             max_requests=max_requests, concurrency=concurrency, temperature=temperature,
-                            teacher_data=teacher_data, yes=yes, on_row=lambda _row: bar.advance())
+                            teacher_data=teacher_data, schema=json_schema, yes=yes, on_row=lambda _row: bar.advance())
     c = result.counts
     console.print(f"{c['rows']:,} rows: {c['accepted']:,} accepted, {c['queued']:,} queued for review, {c['failed']:,} failed, "
                   f"{c['not_started']:,} not started; {result.requests:,} requests, {result.cached:,} cached, ${result.cost_usd:.4f}",

@@ -6,8 +6,9 @@
     result.counts  # {"rows": 1000, "accepted": 912, "queued": 80, "failed": 8, "not_started": 0}
 
 Each row is asked `samples` times (sample 0 greedy, the others at `temperature`). Classification takes the
-majority label (`parse_label`) and agreement = its share of the samples; free text keeps the first reply and
-scores agreement by similarity. Rows at or above `min_agreement` are accepted, the others queued for review,
+majority label (`parse_label`) and agreement = its share of the samples; JSON (a `schema`, or teacher data
+whose replies are JSON) takes the majority of the schema-valid parses, compared in canonical form
+(`json.dumps(obj, sort_keys=True)`); free text keeps the first reply and scores agreement by similarity. Rows at or above `min_agreement` are accepted, the others queued for review,
 rows whose calls failed are kept in place with their error: nothing is dropped. Every call is cached in the
 store, so a rerun after an interruption or a budget stop only pays for what is missing.
 
@@ -33,7 +34,7 @@ from typing import Any, Callable
 
 from tunewise.distill.teacher import Call, Teacher, TeacherFailed, open_teacher
 from tunewise.errors import ConfigError, DataError
-from tunewise.evaluate.tasks import Example, Task, build_prompt, parse_label, row_system, task_system_prompt
+from tunewise.evaluate.tasks import Example, Task, build_prompt, parse_json, parse_label, row_system, task_system_prompt
 
 STATUSES = ("accepted", "queued", "rejected", "failed", "not_started")  # rejected: by a reviewer
 UNLABELED_CHAT = "example_missing_assistant_message"
@@ -119,17 +120,84 @@ def agreement_of(replies: list[str], labels: list[str] | None) -> tuple[str | No
     return replies[0], score
 
 
-def _labels_from(rows: list[Example], teacher_data: str | None) -> list[str] | None:
+def json_agreement(replies: list[str], validator=None) -> tuple[str | None, float, str | None]:
+    """(canonical JSON, agreement, error) of one row's replies: the majority of the (schema-)valid parses.
+
+    Agreement is the majority's count over all the samples, so an invalid sample counts against it.
+    """
+    canonical: list[str] = []
+    first_problem = None
+    for reply in replies:
+        ok, value = parse_json(reply)
+        if not ok:
+            first_problem = first_problem or "not JSON"
+            continue
+        errors = [e.message for e in validator.iter_errors(value)] if validator is not None else []
+        if errors:
+            first_problem = first_problem or f"schema: {errors[0]}"
+            continue
+        canonical.append(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    if not canonical:
+        return None, 0.0, f"no sample was valid JSON{' for the schema' if validator is not None else ''} (first: {first_problem})"
+    counts = Counter(canonical)
+    top = max(counts.values())
+    return next(c for c in canonical if counts[c] == top), top / len(replies), None  # ties: the earliest sample
+
+
+def judge(task: Task, replies: list[str], validator=None) -> tuple[str | None, float, str | None]:
+    """(label, agreement, error) of one row's replies, by the task's kind."""
+    if task.type == "json":
+        return json_agreement(replies, validator)
+    label, agreement = agreement_of(replies, task.labels or None)
+    return label, agreement, "no reply named one of the labels" if label is None else None
+
+
+def _task_of(rows: list[Example], teacher_data: str | Path | None, labels: list[str] | None,
+             schema: str | Path | dict | None) -> Task:
+    """Classification (given labels or read from the references), JSON (a schema, or JSON references), or text."""
     from tunewise.data.task import detect_task as detect_shape
     from tunewise.evaluate.tasks import load_rows
 
+    labels = [label.strip() for label in labels if label.strip()] if labels else None
+    if labels and schema is not None:
+        raise ConfigError("--labels and --json-schema: a task is either classification or JSON, give one of them")
+    if labels:
+        return Task("classification", labels)
+    if schema is not None:
+        return Task("json", schema=_load_schema(schema))
     refs = [r.reference for r in rows if r.reference is not None]
     if teacher_data:
         refs += [r.reference for r in load_rows(teacher_data) if r.reference is not None]
     if not refs:
-        return None
+        return Task("text")
     shape = detect_shape(refs)
-    return list(shape.labels) if shape.type == "classification" and shape.labels else None
+    if shape.type == "classification" and shape.labels:
+        return Task("classification", list(shape.labels))
+    return Task("json") if shape.type == "json" else Task("text")
+
+
+def _load_schema(schema: str | Path | dict) -> dict:
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    from tunewise.evaluate.run import _load_schema as load_schema_file
+
+    if not isinstance(schema, dict):
+        return load_schema_file(schema)  # the file and its schema checked as `tunewise eval --schema` does
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(f"invalid JSON Schema ({exc.message})") from None
+    return schema
+
+
+def _validator(task: Task):
+    if task.schema is None:
+        return None
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
+    return validator_for(task.schema, default=Draft202012Validator)(task.schema)
 
 
 def label_rows(
@@ -146,11 +214,15 @@ def label_rows(
     concurrency: int = 4,
     temperature: float = 0.7,
     teacher_data: str | Path | None = None,
+    schema: str | Path | dict | None = None,
     store=None,
     yes: bool = False,
     on_row: Callable[[dict], None] | None = None,
 ) -> Labeled:
-    """Label every row of `data` with `teacher`; see the module docstring. `on_row` is called as each row finishes."""
+    """Label every row of `data` with `teacher`; see the module docstring. `on_row` is called as each row finishes.
+
+    `schema` (a JSON Schema, or the path of a file holding one) makes it a JSON task.
+    """
     from tunewise.config import load_config
     from tunewise.store import Store
 
@@ -162,8 +234,8 @@ def label_rows(
         raise ConfigError(f"--concurrency {concurrency}: at least 1")
     inputs = read_inputs(data, text_column=text_column)
     examples = [ex for ex, _, _ in inputs if ex is not None]
-    labels = [label.strip() for label in labels if label.strip()] if labels else _labels_from(examples, teacher_data)
-    task = Task("classification", labels) if labels else Task("text")
+    task = _task_of(examples, teacher_data, labels, schema)
+    labels = task.labels or None
     settings = load_config()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +250,8 @@ def label_rows(
             row.update(status="failed", error=f"unreadable input: {problem}")
         else:
             system = task_system_prompt(task, row_system(example))
+            if task.type == "json" and task.schema is None and "json" not in (system or "").lower():
+                system = ((system or "") + " Reply with JSON only.").strip()
             prompts[index] = build_prompt(system, [], example)
         rows.append(row)
 
@@ -195,7 +269,7 @@ def label_rows(
         _confirm_estimate(client, estimate, yes)
         interrupted = None
         try:
-            run.go(rows, prompts, labels, min_agreement, concurrency, on_row)
+            run.go(rows, prompts, task, min_agreement, concurrency, on_row)
         except KeyboardInterrupt as exc:  # every finished call is in the store; write what is done, then stop
             run.stopped, interrupted = "interrupted", exc
 
@@ -203,6 +277,7 @@ def label_rows(
         "counts": count_rows(rows), "cost_usd": round(run.spent, 6), "requests": run.requests, "cached": run.cached,
         "cached_cost_usd": round(run.cached_usd, 6),
         "estimate": estimate, "stopped": run.stopped, "teacher": teacher, "task": task.type, "labels": labels,
+        "schema": task.schema,
         "settings": {"data": str(data), "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
                      "text_column": text_column, "budget_usd": budget_usd, "max_requests": max_requests,
                      "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
@@ -328,7 +403,9 @@ class _Run:
             self.reserved_requests -= needed
             self.reserved_usd -= (self.per_request or 0.0) * needed
 
-    def go(self, rows, prompts, labels, min_agreement, concurrency, on_row) -> None:
+    def go(self, rows, prompts, task: Task, min_agreement, concurrency, on_row) -> None:
+        validator = _validator(task)
+
         def one(index: int) -> None:
             row = rows[index]
             cache = self._caches[index]
@@ -339,11 +416,9 @@ class _Run:
             except TeacherFailed as exc:
                 row.update(samples=replies, status="failed", error=str(exc))
                 return
-            label, agreement = agreement_of(replies, labels)
-            row.update(samples=replies, label=label, agreement=round(agreement, 4),
+            label, agreement, error = judge(task, replies, validator)
+            row.update(samples=replies, label=label, agreement=round(agreement, 4), error=error,
                        status="accepted" if label is not None and agreement >= min_agreement else "queued")
-            if label is None:
-                row["error"] = "no reply named one of the labels"
 
         pending: set[Future] = set()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
