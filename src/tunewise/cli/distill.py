@@ -17,6 +17,15 @@ distill_app = typer.Typer(
 )
 
 
+review_app = typer.Typer(
+    help="The review queue: the rows the teacher was unsure of, out as CSV and HTML for people, back as decisions.\n\n"
+    "Example: `tunewise distill review export distilled/ -o review/`",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+distill_app.add_typer(review_app, name="review")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(distill_app, name="distill", rich_help_panel="Prepare")
 
@@ -58,3 +67,43 @@ def label_command(
         console.print(f"[yellow]Stopped:[/] {result.stopped}; rerun the same command with a larger cap to go on.", highlight=False)
     console.print(f"Wrote {output}/rows.jsonl, accepted.jsonl and summary.json"
                   + (f"; accepted.jsonl is dataset {result.dataset_id}" if result.dataset_id else ""), highlight=False)
+
+
+@review_app.command("export")
+def review_export_command(
+    directory: Path = typer.Argument(..., help="Folder written by `tunewise distill label` (rows.jsonl, summary.json)."),
+    output: Path = typer.Option(Path("review"), "-o", "--output", help="Folder for review.csv and review.html."),
+    all_rows: bool = typer.Option(False, "--all", help="Export every row, not only the queued ones (accepted rows can then be rejected or corrected)."),
+) -> None:
+    """Write review.csv (fill decision: accept / reject / correct, and corrected_label) and review.html (the samples side by side).
+
+    Example: `tunewise distill review export distilled/ -o review/`
+    """
+    from tunewise.distill.review import export_queue
+
+    files = export_queue(directory, output, all_rows=all_rows)
+    console.print(f"{files.rows:,} rows to review: wrote {files.csv} and {files.html}", highlight=False, soft_wrap=True)
+    console.print(f"Then: tunewise distill review import {directory} {files.csv}", highlight=False, soft_wrap=True)
+
+
+@review_app.command("import")
+def review_import_command(
+    directory: Path = typer.Argument(..., help="Folder written by `tunewise distill label`."),
+    csv_path: Path = typer.Argument(..., help="The filled review.csv."),
+) -> None:
+    """Apply the decisions of a filled review.csv, rewrite accepted.jsonl and register it; a bad line changes nothing.
+
+    Example: `tunewise distill review import distilled/ review/review.csv`
+    """
+    from tunewise.distill.review import import_decisions
+
+    applied = import_decisions(directory, csv_path)
+    d, c = applied.decisions, applied.counts
+    console.print(f"{sum(d.values()):,} decisions applied ({d['accept']:,} accepted, {d['correct']:,} corrected, "
+                  f"{d['reject']:,} rejected){f', {applied.unchanged:,} already applied' if applied.unchanged else ''}; "
+                  f"now {c['accepted']:,} accepted, {c['rejected']:,} rejected, {c['queued']:,} still queued", highlight=False, soft_wrap=True)
+    for note in applied.notes:
+        console.print(note, highlight=False, soft_wrap=True)
+    if applied.dataset_id and applied.dataset_id != applied.parent_id:
+        console.print(f"Wrote {directory}/accepted.jsonl: dataset {applied.dataset_id} (after {applied.parent_id or 'no earlier accepted set'})",
+                      highlight=False, soft_wrap=True)

@@ -245,7 +245,8 @@ def label_rows(
     for index, (example, line, problem) in enumerate(inputs):
         row = {"index": index, "source": {"file": str(data), "line": line},
                "messages": example.messages if example else None, "text": example.text if example else None,
-               "samples": [], "label": None, "agreement": None, "status": "not_started", "error": None, "teacher": teacher}
+               "samples": [], "label": None, "agreement": None, "status": "not_started", "error": None, "teacher": teacher,
+               "review": None}
         if example is None:
             row.update(status="failed", error=f"unreadable input: {problem}")
         else:
@@ -283,6 +284,14 @@ def label_rows(
                      "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
         "source_dataset_id": source_dataset_id,
     }
+    previous = out / "rows.jsonl"
+    if previous.is_file():  # a rerun into a reviewed folder keeps the decisions that still apply
+        from tunewise.distill.review import carry_reviews, load_labeled
+
+        try:
+            summary["reviews_kept"] = carry_reviews(load_labeled(out)[0], rows)
+        except (DataError, ValueError, KeyError):
+            summary["reviews_kept"] = 0  # an unreadable earlier run: nothing to keep
     dataset_id = publish(out, rows, summary, store=store, parent_id=source_dataset_id)
     if interrupted is not None:
         raise interrupted
