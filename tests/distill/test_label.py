@@ -101,6 +101,46 @@ def test_an_unregistered_input_has_no_parent_and_nothing_accepted_registers_noth
     assert none.dataset_id is None and none.summary["dataset_id"] is None and (tmp_path / "b" / "accepted.jsonl").read_text() == ""
 
 
+def test_a_deployments_served_requests_are_the_inputs(tmp_path, fake, store):
+    from tunewise.deploy.state import create_deployment
+
+    url, _ = fake
+    loaded = create_deployment("tickets", baseline="zero-shot:smollm2-135m", store=store)
+    base = {"deployment_id": loaded.record.id, "version": loaded.version, "variant": "baseline",
+            "spec": "zero-shot:smollm2-135m", "user_id": "u1", "response": "billing", "status": 200, "error": None, "latency_ms": 5.0}
+    asked = [("served", 200, "I was charged twice by <EMAIL>"), ("shadow", 200, "shadow copy, refund"),
+             ("served", 500, "a failed one"), ("served", 200, "please refund my order")]
+    store.log_requests([{**base, "id": f"req-{i}", "role": role, "status": status,
+                         "messages": [{"role": "system", "content": "Route it."}, {"role": "user", "content": text}]}
+                        for i, (role, status, text) in enumerate(asked)])
+    teacher = f"endpoint:{url}#gpt-5-mini"
+    result = label_rows("deployment:tickets", teacher=teacher, out_dir=tmp_path / "out", labels=LABELS, store=store, yes=True)
+    inputs = read_jsonl(tmp_path / "out" / "inputs.jsonl")
+    assert [i["metadata"]["request_id"] for i in inputs] == ["req-0", "req-3"]
+    assert all(m["role"] != "assistant" for i in inputs for m in i["messages"]) and inputs[0]["messages"][0]["role"] == "system"
+    assert [r["label"] for r in result.rows] == ["billing", "refund"] and result.counts["accepted"] == 2
+    assert result.rows[0]["text"] == "I was charged twice by <EMAIL>"  # as logged: redacted by the server
+    assert result.summary["deployment"]["requests"] == 2 and result.summary["settings"]["data"] == "deployment:tickets"
+    provenance = read_jsonl(tmp_path / "out" / "accepted.jsonl")[1]["metadata"]["distill"]
+    assert provenance["source"] == "deployment:tickets" and provenance["request_id"] == "req-3" and provenance["source_line"] == 2
+    dataset = store.get_dataset(result.dataset_id)
+    assert dataset.meta["distilled"]["source"] == "deployment:tickets" and dataset.meta["distilled"]["deployment_id"] == loaded.record.id
+
+
+def test_a_deployment_without_served_requests_is_one_line(tmp_path, capsys):
+    from tunewise.cli import main
+    from tunewise.deploy.state import create_deployment
+    from tunewise.store import Store
+
+    with Store.open() as opened:
+        create_deployment("empty", baseline="zero-shot:smollm2-135m", store=opened)
+    for name, expected in [("empty", "no served request to label"), ("missing", "missing")]:
+        with pytest.raises(SystemExit) as done:
+            main(["distill", "label", f"deployment:{name}", "--teacher", "endpoint:http://127.0.0.1:9/v1#m", "-o", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert done.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
+
+
 def test_budget_stop_then_resume_from_cache(tmp_path, fake, store):
     url, server = fake
     texts = [f"charge number {i}" for i in range(10)]

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 @distill_app.command("label")
 def label_command(
-    data: Path = typer.Argument(..., help="Unlabeled inputs: CSV, JSONL or chat JSONL without assistant turns."),
+    data: Path = typer.Argument(..., help="Unlabeled inputs: CSV, JSONL or chat JSONL without assistant turns, or deployment:NAME for a deployment's served requests."),
     teacher: str = typer.Option(..., "--teacher", help="endpoint:URL#MODEL, or a local candidate spec such as \"knn-few-shot:smollm2-135m?k=8\"."),
     teacher_data: Optional[Path] = typer.Option(None, "--teacher-data", help="Labelled training file a local teacher takes its shots (and the label set) from."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Column (or JSON key) holding the input text."),

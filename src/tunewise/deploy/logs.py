@@ -104,15 +104,9 @@ def export_logs(name: str, out: str | Path, *, labeled_only: bool = False, since
         train: list[dict] = []
         queue: list[dict] = []
         for row in rows:
-            if row.role != "served":
-                result.shadow += 1
-                continue
-            if not 200 <= (row.status or 0) < 300:
-                result.errors += 1
-                continue
-            messages = [dict(m) for m in (row.messages or []) if isinstance(m, dict)]
-            if not messages or messages[-1].get("role") != "user":
-                result.no_user_turn += 1
+            left_out, messages = request_turns(row)
+            if left_out:
+                setattr(result, left_out, getattr(result, left_out) + 1)
                 continue
             answer, kind = _answer(last.get(row.id), row.response, labeled_only=labeled_only)
             if not row.redacted:
@@ -138,6 +132,22 @@ def export_logs(name: str, out: str | Path, *, labeled_only: bool = False, since
             result.notes.append("no row was exported, so no dataset was registered")
     assert result.exported + result.needs_label + result.errors + result.skipped == result.logged
     return result
+
+
+def request_turns(row) -> tuple[str | None, list[dict]]:
+    """(None, messages) of a served, successful request that ends with a user turn; else (why it is left out, []).
+
+    Why is one of the `Exported` counts: "shadow", "errors" or "no_user_turn". `tunewise distill label
+    deployment:NAME` reads a deployment's traffic through this too.
+    """
+    if row.role != "served":
+        return "shadow", []
+    if not 200 <= (row.status or 0) < 300:
+        return "errors", []
+    messages = [dict(m) for m in (row.messages or []) if isinstance(m, dict)]
+    if not messages or messages[-1].get("role") != "user":
+        return "no_user_turn", []
+    return None, messages
 
 
 def _answer(feedback, response: str | None, *, labeled_only: bool) -> tuple[str | None, str]:
@@ -173,4 +183,4 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-__all__ = ["Exported", "export_logs", "SOURCE"]
+__all__ = ["Exported", "export_logs", "request_turns", "SOURCE"]

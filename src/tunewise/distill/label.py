@@ -82,6 +82,40 @@ def read_inputs(data: str | Path, *, text_column: str | None = None) -> list[tup
     return out
 
 
+DEPLOYMENT = "deployment:"
+
+
+def deployment_inputs(name: str, out: Path, store) -> tuple[Path, dict[int, str], dict[str, Any]]:
+    """Write deployment `name`'s served requests to `out/inputs.jsonl` (chat JSONL without assistant turns).
+
+    Returns the file, the request id of each of its lines and what was read. The requests are those
+    `tunewise deploy export-logs` would export (served, successful, ending with a user turn), their text as
+    the server logged it: PII-redacted unless the deployment logs raw.
+    """
+    from tunewise.deploy.logs import request_turns
+    from tunewise.deploy.state import load
+
+    loaded = load(name, store=store)
+    logged = store.request_logs(loaded.record.id)  # served rows; shadow answers are not traffic
+    path = out / "inputs.jsonl"
+    ids: dict[int, str] = {}
+    unredacted = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in logged:
+            left_out, messages = request_turns(row)
+            if left_out:
+                continue
+            unredacted += not row.redacted
+            handle.write(json.dumps({"messages": messages, "metadata": {"request_id": row.id, "deployment": loaded.name}},
+                                    ensure_ascii=False) + "\n")
+            ids[len(ids) + 1] = row.id
+    if not ids:
+        raise DataError(f"deployment {loaded.name!r}: no served request to label ({len(logged)} logged, none successful "
+                        "with a final user turn)")
+    info = {"name": loaded.name, "id": loaded.record.id, "requests": len(ids), "logged": len(logged), "unredacted": unredacted}
+    return path, ids, info
+
+
 def _unlabeled_chat(problem) -> Example | None:
     # The chat reader wants a final assistant turn (it reads training data); here its absence is the point.
     from tunewise.evaluate.tasks import _to_example
@@ -221,6 +255,7 @@ def label_rows(
 ) -> Labeled:
     """Label every row of `data` with `teacher`; see the module docstring. `on_row` is called as each row finishes.
 
+    `data` is a file, or `"deployment:NAME"` for the served requests of a deployment (`deployment_inputs`).
     `schema` (a JSON Schema, or the path of a file holding one) makes it a JSON task.
     """
     from tunewise.config import load_config
@@ -232,18 +267,25 @@ def label_rows(
         raise ConfigError(f"--min-agreement {min_agreement}: between 0 and 1")
     if concurrency < 1:
         raise ConfigError(f"--concurrency {concurrency}: at least 1")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    deployment, request_ids, source = None, {}, str(data)
+    if source.startswith(DEPLOYMENT):
+        with Store.borrow(store) as db:
+            data, request_ids, deployment = deployment_inputs(source[len(DEPLOYMENT):], out, db)
     inputs = read_inputs(data, text_column=text_column)
     examples = [ex for ex, _, _ in inputs if ex is not None]
     task = _task_of(examples, teacher_data, labels, schema)
     labels = task.labels or None
     settings = load_config()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict[str, Any]] = []
     prompts: dict[int, list[dict]] = {}
     for index, (example, line, problem) in enumerate(inputs):
-        row = {"index": index, "source": {"file": str(data), "line": line},
+        origin = {"file": str(data), "line": line}
+        if deployment:
+            origin.update(deployment=deployment["name"], request_id=request_ids.get(line))
+        row = {"index": index, "source": origin,
                "messages": example.messages if example else None, "text": example.text if example else None,
                "samples": [], "label": None, "agreement": None, "status": "not_started", "error": None, "teacher": teacher,
                "review": None}
@@ -259,7 +301,7 @@ def label_rows(
     with Store.borrow(store) as db, open_teacher(teacher, teacher_data=str(teacher_data) if teacher_data else None,
                                                  pricing_file=settings.advise.pricing_file,
                                                  hourly_usd=settings.hardware.hourly_usd, config=settings.eval) as client:
-        source_dataset_id = _registered(data, db)
+        source_dataset_id = None if deployment else _registered(data, db)
         if labels:
             client.max_tokens = 32
         if budget_usd is not None and not client.priced:
@@ -279,10 +321,11 @@ def label_rows(
         "cached_cost_usd": round(run.cached_usd, 6),
         "estimate": estimate, "stopped": run.stopped, "teacher": teacher, "task": task.type, "labels": labels,
         "schema": task.schema,
-        "settings": {"data": str(data), "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
+        "settings": {"data": source, "samples": samples, "min_agreement": min_agreement, "temperature": temperature,
                      "text_column": text_column, "budget_usd": budget_usd, "max_requests": max_requests,
                      "concurrency": concurrency, "teacher_data": str(teacher_data) if teacher_data else None},
         "source_dataset_id": source_dataset_id,
+        "deployment": deployment,
     }
     previous = out / "rows.jsonl"
     if previous.is_file():  # a rerun into a reviewed folder keeps the decisions that still apply
@@ -499,6 +542,8 @@ def publish(out: Path, rows: list[dict], summary: dict, *, store=None, parent_id
                               "accepted": len(accepted), "reviewed": sum(bool(r.get("review")) for r in rows),
                               "min_agreement": settings.get("min_agreement"), "samples": settings.get("samples"),
                               "task": summary.get("task")}}
+        if summary.get("deployment"):
+            meta["distilled"]["deployment_id"] = summary["deployment"]["id"]
         with Store.borrow(store) as db:
             dataset_id = db.add_dataset(out / "accepted.jsonl", format="chat", rows=len(accepted), role="train",
                                         parent_id=parent_id, meta=meta).id
