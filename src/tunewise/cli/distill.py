@@ -63,6 +63,10 @@ def label_command(
     console.print(f"{c['rows']:,} rows: {c['accepted']:,} accepted, {c['queued']:,} queued for review, {c['failed']:,} failed, "
                   f"{c['not_started']:,} not started; {result.requests:,} requests, {result.cached:,} cached, ${result.cost_usd:.4f}",
                   highlight=False)
+    unredacted = (result.summary.get("deployment") or {}).get("unredacted")
+    if unredacted:
+        console.print(f"[yellow]Note:[/] {unredacted:,} of the deployment's requests were logged raw (not PII-redacted): "
+                      "check accepted.jsonl for personal data before training or sharing it.", highlight=False)
     if result.stopped:
         console.print(f"[yellow]Stopped:[/] {result.stopped}; rerun the same command with a larger cap to go on.", highlight=False)
     console.print(f"Wrote {output}/rows.jsonl, accepted.jsonl and summary.json"

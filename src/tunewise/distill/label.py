@@ -12,6 +12,9 @@ whose replies are JSON) takes the majority of the schema-valid parses, compared 
 rows whose calls failed are kept in place with their error: nothing is dropped. Every call is cached in the
 store, so a rerun after an interruption or a budget stop only pays for what is missing.
 
+The input is a file (CSV, JSONL, chat JSONL without assistant turns) or `"deployment:NAME"`: that deployment's
+served requests from the store's request log, written first to `out_dir/inputs.jsonl`.
+
 Writes to `out_dir`: rows.jsonl (every input row, in input order), accepted.jsonl (chat JSONL for training,
 each line's `metadata.distill` saying where it came from: teacher, agreement, human review, source line) and
 summary.json (counts, cost, requests, settings, the dataset id). accepted.jsonl is registered in the store as a
