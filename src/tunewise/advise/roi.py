@@ -35,6 +35,8 @@ __all__ = [
     "load_roi_inputs",
     "quality_from_evaluation",
     "build_inputs",
+    "payback_months",
+    "break_even_requests",
 ]
 
 
@@ -323,9 +325,10 @@ def _evaluate(inputs: RoiInputs, catalog: Catalog, notes: list[str]) -> tuple[fl
             benefit = monthly_benefit * inputs.months
             net = benefit - incremental
             monthly_net = monthly_benefit - incremental_monthly
-            if monthly_net > 0:
-                month = max(1, math.ceil(budget / monthly_net - 1e-9))
-                be_basis = f"${budget:,.0f} upfront / ${monthly_net:,.0f} net per month = {budget / monthly_net:,.2f} months"
+            months = payback_months(budget, monthly_net)
+            if months is not None:
+                month = max(1, math.ceil(months - 1e-9))
+                be_basis = f"${budget:,.0f} upfront / ${monthly_net:,.0f} net per month = {months:,.2f} months"
             else:
                 be_basis = f"never: the monthly net is ${monthly_net:,.0f}"
         else:
@@ -342,6 +345,27 @@ def _evaluate(inputs: RoiInputs, catalog: Catalog, notes: list[str]) -> tuple[fl
             warnings=warnings,
         ))
     return base_usd, base_basis, results
+
+
+def payback_months(upfront_usd: float, monthly_net_usd: float) -> float | None:
+    """Months until `upfront_usd` is paid back by `monthly_net_usd` a month; None when the monthly net is not positive.
+
+    The one break-even relation of the ROI model (upfront = monthly net x months); `break_even_requests` solves
+    the same relation for the volume.
+    Example: payback_months(1200, 400) == 3.0
+    """
+    return upfront_usd / monthly_net_usd if monthly_net_usd > 0 else None
+
+
+def break_even_requests(upfront_usd: float, saving_per_request_usd: float, months: int) -> float | None:
+    """Requests a month at which a per-request saving pays `upfront_usd` back within `months`; None without a saving.
+
+    The volume at which `payback_months(upfront_usd, requests x saving_per_request_usd)` equals `months`.
+    Example: break_even_requests(120, 0.001, 12) == 10_000.0
+    """
+    if saving_per_request_usd <= 0:
+        return None
+    return upfront_usd / (saving_per_request_usd * months)
 
 
 def _net_of(inputs: RoiInputs, catalog: Catalog, option_index: int) -> float | None:
