@@ -5,8 +5,8 @@
 
 Sections: the verdict; candidates with metric, interval, difference from the baseline, p-value and
 significance; every metric; the best candidate's confusion matrix; its worst errors with examples;
-time and cost per 1,000 requests; how each fine-tune was trained; human ratings; the learning curve;
-the data audit; the decision (`tunewise advise`). Each section is built once as data
+time and cost per 1,000 requests; how each fine-tune was trained; teacher vs student for a distilled
+student (`distill.verdict`); human ratings; the learning curve; the data audit; the decision (`tunewise advise`). Each section is built once as data
 (`tunewise.render.sections`) and rendered to HTML by the `report.html` template and to Markdown; the
 HTML carries the one stylesheet and its plots as base64 PNG, so it opens offline and can be mailed as
 one file; the Markdown links the same plots, written beside it. Intervals are labelled with the
@@ -53,7 +53,8 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
             results = comparison_results(evaluation)
             verdict = results.verdict
             sections += [_candidates(results), _all_metrics(results), _confusion(results), _errors(results),
-                         _operations(results), _training(store, results), _human_review(results)]
+                         _operations(results), _training(store, results), _distillation(store, evaluation, results),
+                         _human_review(results)]
         else:
             sections.append(Section("Candidates").text("No comparison yet: run `tunewise eval`."))
         sections += [_curve(curve), _audit(audit), _decision(store), *(deployment_section(store, name) for name in names)]
@@ -351,6 +352,60 @@ def _training(store, results: EvaluationResults) -> Section | None:
         theader = ["search", "trial", "rung", "learning rate", "epochs", "steps", "held-out accuracy", "held-out loss", ""]
         section.subtitle("Search trials (ranked by the held-out score)").table(Table(theader, trials, numeric=frozenset({5, 6, 7})))
     return section
+
+
+def _distillation(store, evaluation, results: EvaluationResults) -> Section | None:
+    """Teacher vs student, for each distilled student in the evaluation whose teacher is a candidate too."""
+    from tunewise.distill.verdict import teacher_student
+    from tunewise.evaluate.stats import format_p
+
+    pairs = teacher_student(store, evaluation, months=_horizon_months())
+    if not pairs:
+        return None
+    ci = _ci(results.confidence)
+    header = ["role", "candidate", results.primary_metric, ci, "share of the teacher kept", "cost per 1k $", "latency p50"]
+    section = Section("Distillation: teacher vs student")
+    for pair in pairs:
+        if len(pairs) > 1:
+            section.subtitle(f"{pair.student.name} from {pair.teacher.name}")
+        rows = []
+        for role, side in (("teacher", pair.teacher), ("student", pair.student)):
+            kept = "–" if role == "teacher" else ("teacher scored 0" if pair.kept_pct is None else f"{pair.kept_pct:.1f}%")
+            rows.append([role, side.name, _num(side.metric.value), _interval(side.metric.low, side.metric.high), kept,
+                         side.cost_text.removeprefix("$"), side.latency_text])
+        section.table(Table(header, rows, numeric=frozenset({2})))
+        lines = [_sentence(pair.kept_text)]
+        test = pair.test
+        if test is not None:
+            rate = _is_rate([pair.teacher.metric.value, pair.student.metric.value])
+            lines.append(f"Student minus teacher: {_diff(test.diff, rate)} ({ci} {_interval(test.low, test.high, rate, diff=True)}, "
+                         f"{test.test} {format_p(test.p_value)}, {'significant' if test.significant else 'not significant'}; "
+                         f"{test.source}).")
+        elif pair.test_note:
+            lines.append(_sentence(pair.test_note))
+        lines.append(_sentence(pair.break_even.text))
+        data = pair.data
+        labeling = "not measured" if data.labeling_cost_usd is None else f"${data.labeling_cost_usd:,.4f}"
+        lines.append(f"Distilled data: teacher {data.teacher}; {_fact(data.accepted)} accepted rows, {_fact(data.reviewed)} reviewed "
+                     f"by people; labeling cost {labeling} ({data.labeling_basis}); dataset {data.dataset_id}"
+                     + (f", folder {data.dir}" if data.dir else "") + f"; student run {pair.run_id}"
+                     + ("" if pair.training_usd is None else f" (training ${pair.training_usd:,.2f})") + ".")
+        section.bullets(lines + [_sentence(n) for n in pair.notes])
+    return section.note("Cost per 1k requests and latency are what the evaluation measured for each candidate; the break-even "
+                        "volume is the student's fixed cost (training run plus labeling) over what it saves per request.")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _horizon_months() -> int:
+    from tunewise.config import load_config
+
+    try:
+        return load_config().advise.horizon_months
+    except TunewiseError:  # a broken workspace config is reported by the commands that need it
+        return 12
 
 
 def _operations(results: EvaluationResults) -> Section | None:
