@@ -51,9 +51,10 @@ def _register() -> None:
     from tunewise.cli import evaluate as evaluate_cli
     from tunewise.cli import serve as serve_cli
     from tunewise.cli import train as train_cli
+    from tunewise.cli import ui as ui_cli
     from tunewise.cli import workspace as workspace_cli
 
-    for module in (demo_cli, workspace_cli, data_cli, train_cli, evaluate_cli, advise_cli, serve_cli, deploy_cli, distill_cli):
+    for module in (demo_cli, workspace_cli, data_cli, train_cli, evaluate_cli, advise_cli, serve_cli, deploy_cli, distill_cli, ui_cli):
         module.register(app)
 
 
