@@ -16,6 +16,10 @@ dataset `tunewise data clean` produced when the store has one, else from the aud
 which count it used. A compared fine-tune whose run was still improving at its last evaluation, or
 a learning curve that projects a real gain from more data, is not read as fine-tuning losing.
 
+Distillation counts as tried when the store holds a dataset `tunewise distill label` wrote; a student the
+evaluation compared with its teacher (`distill.verdict`) adds a reason with the share of the teacher it kept,
+both costs per 1k requests and the break-even volume, and is an ROI option priced by what was measured.
+
     from tunewise.advise import advise
     from tunewise.store import Store
     advice = advise(Store.open(), answers={"requests_per_month": 5_000_000, "cost_per_error_usd": 0.05})
@@ -109,6 +113,7 @@ def advise(
 
     checklist, wins, loses = checks(facts, get, src, config, bars)
     verdict, title, reasons = decide(facts, get, src, checklist, wins, loses, compare, config, bars, catalog)
+    reasons += _distill_reasons(compare)
 
     # Money: the ROI of the fine-tune options, quality from the evaluation where it has one.
     horizon = 30 * config.horizon_months
@@ -138,6 +143,17 @@ def advise(
                                  dataset_id=advice.dataset_id, evaluation_id=advice.evaluation_id)
         advice.decision_id = row.id
     return advice
+
+
+def _distill_reasons(compare) -> list[dict[str, str]]:
+    """What the evaluation measured of each distilled student against its teacher, as reasons."""
+    out = []
+    for pair in (compare or {}).get("distill") or []:
+        cost = lambda usd: "not measured" if usd is None else f"${usd:,.4f}"  # noqa: E731
+        out.append({"text": f"distillation measured in evaluation {compare['id']} ({pair['student']} vs its teacher "
+                            f"{pair['teacher']}): {pair['kept_text']}; cost per 1k requests {cost(pair['student_cost_per_1k_usd'])} "
+                            f"vs {cost(pair['teacher_cost_per_1k_usd'])}; {pair['break_even_text']}", "source": "measured"})
+    return out
 
 
 def _apply_answers(facts: dict[str, Fact], answers: Answers, ask: Asker | None) -> None:

@@ -1,6 +1,7 @@
 """Gather what the store measured for the advice: the latest audit, compare and curve evaluations,
-the prompt history, the fine-tune's run, and the count of unique examples (with the sentence saying
-how it was counted), as `Fact`s with their sources.
+the prompt history, the fine-tune's run, the count of unique examples (with the sentence saying
+how it was counted), the distillations in the store and a teacher and its distilled student compared in
+the evaluation (`distill.verdict`), as `Fact`s with their sources.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> dict[str, 
     evaluation = store.get_evaluation(evaluation_id) if evaluation_id else store.latest_evaluation("compare")
     if evaluation is not None:
         results = EvaluationResults.from_store(evaluation.results, where=f"evaluation {evaluation.id}")
-        found["compare"] = {"id": evaluation.id, **compare_facts(results, classic_margin=config.classic_margin)}
+        found["compare"] = {"id": evaluation.id, **compare_facts(results, classic_margin=config.classic_margin),
+                            "distill": _teacher_student(store, evaluation, config)}
     curve = store.latest_evaluation("curve")
     if curve is not None:
         found["curve"] = {"id": curve.id, **curve_facts(CurveResults.from_store(curve.results, where=f"curve {curve.id}"))}
@@ -57,7 +59,27 @@ def gather(store, dataset_id, evaluation_id, config: AdviseConfig) -> dict[str, 
         tuned["model"] = run.base_model  # the fine-tune's quality was measured on this model
     found["examples"] = _example_count(store, audit, run)
     found["lora_runs"] = sum(1 for r in store.list_runs(limit=500) if r.kind in ("lora", "qlora", "full") and r.status == "completed")
+    found["distilled"] = [{"id": d.id, "name": d.name, "rows": d.rows, "teacher": d.meta["distilled"].get("teacher")}
+                          for d in store.list_datasets(limit=500) if isinstance((d.meta or {}).get("distilled"), dict)]
     return found
+
+
+def _teacher_student(store, evaluation, config: AdviseConfig) -> list[dict[str, Any]]:
+    """Each teacher and distilled student of the evaluation as plain figures (`distill.verdict.teacher_student`)."""
+    from tunewise.distill.verdict import teacher_student
+
+    out = []
+    for pair in teacher_student(store, evaluation, months=config.horizon_months):
+        out.append({
+            "teacher": pair.teacher.name, "student": pair.student.name, "run_id": pair.run_id, "metric": pair.metric,
+            "teacher_value": pair.teacher.metric.value, "student_value": pair.student.metric.value, "kept_pct": pair.kept_pct,
+            "kept_text": pair.kept_text, "teacher_cost_per_1k_usd": pair.teacher.cost_per_1k_usd,
+            "student_cost_per_1k_usd": pair.student.cost_per_1k_usd, "training_usd": pair.training_usd,
+            "labeling_usd": pair.data.labeling_cost_usd, "labeling_basis": pair.data.labeling_basis,
+            "dataset_id": pair.data.dataset_id, "break_even_requests_per_month": pair.break_even.requests_per_month,
+            "break_even_text": pair.break_even.text,
+        })
+    return out
 
 
 def _run(store, run_id: str | None):
@@ -193,6 +215,21 @@ def measured_facts(found: dict[str, Any], config: AdviseConfig, bars: Thresholds
     facts["lora_tried"] = Fact(value=bool(found["lora_runs"]) or tuned is not None, source="measured",
                                detail=f"{found['lora_runs']} completed LoRA/full runs in the store"
                                + (f"; fine-tuned candidate {tuned['name']} evaluated" if tuned else ""))
+    distilled = found.get("distilled") or []
+    if distilled:
+        teachers = sorted({d["teacher"] for d in distilled if d["teacher"]})
+        measured("distill_tried", True, f"{len(distilled)} distilled dataset(s) in the store ({distilled[0]['id']}, "
+                 f"{distilled[0]['rows']:,} rows, the newest), labelled by {', '.join(teachers)}")
+    pairs = (compare or {}).get("distill") or []
+    if pairs:
+        pair = max(pairs, key=lambda p: p["student_value"])
+        where = f"evaluation {compare['id']}: {pair['student']} vs its teacher {pair['teacher']}"
+        measured("distill_kept_pct", pair["kept_pct"], f"{where} ({pair['kept_text']})")
+        measured("distill_break_even_requests", pair["break_even_requests_per_month"], f"{where}: {pair['break_even_text']}")
+        # The teacher was measured doing the task: it is available, and stronger when it scores at least the student.
+        stronger = pair["teacher_value"] >= pair["student_value"]
+        measured("teacher_available", stronger, f"{where}: teacher {pair['metric']} {pair['teacher_value']:.3f}, student "
+                 f"{pair['student_value']:.3f}" + ("" if stronger else ": the student beats it, so it is no stronger model"))
 
     return facts
 

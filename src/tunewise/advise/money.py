@@ -1,5 +1,8 @@
 """The money of a decision: the ROI of the fine-tune options from the facts, and the migration path.
 
+A distilled student the evaluation compared with its teacher is one of the options, priced by what was
+measured (its quality and cost per 1k requests, its run's cost, the labeling cost).
+
 Quality comes from the compare evaluation where it has a fine-tune; a gain measured on another model
 than an option's says it is applied as if it transferred. Figures nobody gave are unknown, or zero and
 listed as assumed in the ROI's notes.
@@ -44,6 +47,10 @@ def money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row,
         options.append(FineTuneOption(name=f"distill to an open model ({open_row.name}, migration)", method="distill",
                                       model=open_row.name, serve_on=open_row.name, training_tokens=training_tokens,
                                       extra_upfront_usd=teacher))
+    distill_notes, distill_assumed = _measured_distill(compare, requests, options)
+    assumed += distill_assumed
+    if distill_notes or distill_assumed:
+        sources.append("measured")
     data: dict[str, Any] = {
         "requests_per_month": requests, "input_tokens": get("input_tokens"), "output_tokens": get("output_tokens") or 0,
         "base_model": base_row.name, "options": options, "plan_date": plan_date, "months": config.horizon_months,
@@ -80,6 +87,7 @@ def money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row,
     result = roi(RoiInputs.model_validate(data), catalog)
     if assumed:
         result.notes.append("assumed: " + "; ".join(assumed))
+    result.notes += distill_notes
     if facts.get("input_tokens") and facts["input_tokens"].transfer:
         result.notes.append(f"input tokens {facts['input_tokens'].transfer}")
     source = join_sources(*sources)
@@ -95,6 +103,29 @@ def money(facts, get, compare, catalog: Catalog, config: AdviseConfig, base_row,
     if flips:
         text += f"; the decision flips with {', '.join(flips)}"
     return result, text, source
+
+
+def _measured_distill(compare, requests: float, options: list[FineTuneOption]) -> tuple[list[str], list[str]]:
+    """Add the distilled student the evaluation measured against its teacher as an option, priced by what was
+    measured: its quality, its cost per 1k requests, its training run and the teacher's labels. Returns (notes, assumed)."""
+    pairs = (compare or {}).get("distill") or []
+    if not pairs:
+        return [], []
+    pair = max(pairs, key=lambda p: p["student_value"])
+    name = f"distilled student {pair['student']} (measured)"
+    where = f"evaluation {compare['id']}"
+    per_1k = pair["student_cost_per_1k_usd"]
+    if per_1k is None:
+        return [f"{name} is not priced: {where} did not measure its cost per request"], []
+    quality = pair["student_value"] if 0 <= pair["student_value"] <= 1 else None
+    options.append(FineTuneOption(
+        name=name, method="distill", quality=quality, monthly_usd=requests * per_1k / 1000,
+        monthly_source=f"{requests:,.0f} req x ${per_1k:,.4f}/1k measured in {where}",
+        training_usd=pair["training_usd"], extra_upfront_usd=pair["labeling_usd"] or 0.0,
+    ))
+    notes = [f"{name}: {pair['kept_text']} of {pair['teacher']}; {pair['break_even_text']} ({where})"]
+    # An unmeasured training run is noted by the ROI itself ("no training price"); the labeling cost is said here.
+    return notes, [f"{name}: the labeling cost is {pair['labeling_basis']}, counted as $0"] if pair["labeling_usd"] is None else []
 
 
 def migration_plan(retiring, roi_result: RoiResult | None, base_name: str, config: AdviseConfig) -> Migration:

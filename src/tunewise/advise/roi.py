@@ -54,6 +54,7 @@ class FineTuneOption(BaseModel):
     output_tokens: float | None = Field(None, ge=0, description="Output tokens per request after fine-tuning")
     markup: float | None = Field(None, ge=0, description="Fine-tuned inference price as a multiple of the baseline's")
     monthly_usd: float | None = Field(None, ge=0, description="Stated monthly inference cost (used only without unit prices)")
+    monthly_source: str | None = Field(None, description="Where the stated monthly cost comes from (e.g. a measured cost per 1k requests)")
     training_usd: float | None = Field(None, ge=0, description="Cost of one training run (else from the catalog)")
     training_tokens: float | None = Field(None, ge=0, description="Billable tokens of one run, all epochs included")
     gpu_usd_per_hour: float | None = Field(None, ge=0, description="Self-hosted serving: GPU $/hour (overrides serve_on's)")
@@ -276,7 +277,7 @@ def _option_monthly(option: FineTuneOption, inputs: RoiInputs, catalog: Catalog,
         _disagree(option.monthly_usd, computed[0], f"option {option.name}", computed[1], notes)
         return computed
     if option.monthly_usd is not None:
-        return option.monthly_usd, "stated monthly cost (no unit prices given)"
+        return option.monthly_usd, option.monthly_source or "stated monthly cost (no unit prices given)"
     raise ConfigError(
         f"option {option.name}: cannot price inference; give model (a catalog row with prices), serve_on, markup, "
         "gpu_usd_per_hour or monthly_usd"

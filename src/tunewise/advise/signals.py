@@ -73,6 +73,10 @@ def checks(facts, get, src, config: AdviseConfig, bars: Thresholds):
         ev_latency += f"; baseline amortised {amortized:.0f} ms per request (batched: throughput, not p50 latency)"
     spend = get("monthly_base_spend_usd")
     upgrade = get("base_upgrade_expected")
+    # Tried when the store holds a LoRA run or a distillation (a dataset `tunewise distill label` wrote).
+    lora, distilled = get("lora_tried"), get("distill_tried")
+    tried = True if (lora or distilled) else (False if lora is False or distilled is False else None)
+    ev_tried = "; ".join(facts[k].detail for k in ("lora_tried", "distill_tried", "distill_kept_pct") if k in facts) or "not answered"
     checklist = [
         _check("prompt_exhausted", "Have you exhausted prompt iteration (3-5 expert revisions)?", exhausted, ev_prompt,
               src(revisions_src, "prompt_techniques_tried")),
@@ -85,8 +89,8 @@ def checks(facts, get, src, config: AdviseConfig, bars: Thresholds):
         _check("spend_over_5k", f"Is your monthly base-model spend already > ${config.spend_threshold_usd:,.0f}?",
               None if spend is None else spend > config.spend_threshold_usd, f"${show(spend, '{:,.0f}')}/month" + caveat(facts, "monthly_base_spend_usd"),
               src("monthly_base_spend_usd")),
-        _check("tried_lora_or_distill", "Have you tried distillation or LoRA first?", get("lora_tried"),
-              facts["lora_tried"].detail, src("lora_tried")),
+        _check("tried_lora_or_distill", "Have you tried distillation or LoRA first?", tried, ev_tried,
+              src("lora_tried", "distill_tried", "distill_kept_pct")),
         _check("base_stable", "Will the base model stabilize (no major upgrade expected in 3 months)?",
               None if upgrade is None else not upgrade, "answered" if upgrade is not None else "not answered",
               src("base_upgrade_expected")),
@@ -210,7 +214,7 @@ def decide(facts, get, src, checklist, wins, loses, compare, config: AdviseConfi
                 "save $10-25k)", checklist[0].source)
         return "prompt", VERDICTS["prompt"], reasons
     if len(win_true) == 5 and checklist[5].answer:
-        because("all five win signals present and LoRA already tried", on(*wins, checklist[5]))
+        because("all five win signals present and LoRA or distillation already tried", on(*wins, checklist[5]))
         return "full-sft", VERDICTS["full-sft"], reasons
     cost, cost_source = _experiment_cost(get, src, catalog, config)
     because(f"no measured fine-tune yet: a LoRA experiment answers 'does fine-tuning help at all?' ({cost})", cost_source)
