@@ -180,3 +180,18 @@ def test_teacher_specs_are_compared_after_normalising(teacher, candidate, same):
     from tunewise.distill.verdict import same_candidate
 
     assert same_candidate(teacher, candidate) is same
+
+
+def test_a_local_teacher_evaluated_with_another_decoding_still_matches_and_says_so():
+    from tunewise.distill.verdict import _find_teacher, same_candidate
+
+    teacher, evaluated = "few-shot:smollm2-135m?k=4", "few-shot:smollm2-135m?k=4&constrained=1"
+    assert not same_candidate(teacher, evaluated) and same_candidate(teacher, evaluated, decoding=False)
+    results = EvaluationResults.model_validate({
+        "task_type": "classification", "primary_metric": "accuracy", "baseline": None, "verdict": "...", "confidence": 0.95,
+        "bootstrap_samples": 200, "eval_path": "eval.jsonl", "rows": ROWS, "hardware": "cpu",
+        "candidates": [{**_candidate(evaluated, "few-shot", RIGHT[TEACHER], cost_per_1k=0.1), "decoding": "constrained"},
+                       _candidate("adapter:run-1", "adapter", RIGHT["student"], cost_per_1k=0.1, run_id="run-1")],
+    })
+    found, note = _find_teacher(results, teacher, results.candidates[1])
+    assert found is results.candidates[0] and note == "the teacher labelled as few-shot:smollm2-135m?k=4; the evaluation decoded it constrained"
