@@ -77,7 +77,7 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
         if token is not None and query_token:
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Referrer-Policy", "same-origin")  # no-referrer would make browsers send Origin: null
         return response
 
     def page(template: str, request: Request, title: str, **context: Any) -> HTMLResponse:
