@@ -362,7 +362,10 @@ def decision_view(store) -> dict[str, Any]:
     from tunewise.advise.render import decision_section
 
     decision = store.latest_decision()
+    from markupsafe import Markup
+
     _, html = decision_section(store)
+    html = Markup(html)  # rendered by the advice's own template, which escaped its data (as the report places it)
     volume = None
     if decision is not None:
         fact = ((decision.facts or {}).get("facts") or {}).get("requests_per_month")
