@@ -33,12 +33,15 @@ class Built:
     deployment: str
 
 
-def _rows(path: Path, n: int) -> Path:
+def _rows(path: Path, n: int, planted: bool = False) -> Path:
+    """`n` tickets; `planted` adds what the audit flags: an e-mail address and an exact duplicate."""
+    texts = [(f"ticket {i} about {LABELS[i % 3]}", LABELS[i % 3]) for i in range(n)]
+    if planted:
+        texts[3] = ("please refund me, write to jane.doe@example.com", "refund")
+        texts[4] = texts[3]
     with path.open("w", encoding="utf-8") as handle:
-        for i in range(n):
-            label = LABELS[i % 3]
-            handle.write(json.dumps({"messages": [{"role": "user", "content": f"ticket {i} about {label}"},
-                                                  {"role": "assistant", "content": label}]}) + "\n")
+        for text, label in texts:
+            handle.write(json.dumps({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": label}]}) + "\n")
     return path
 
 
@@ -46,7 +49,7 @@ def build_store(store, root: Path) -> Built:
     from tunewise.deploy.state import create_deployment
 
     root.mkdir(parents=True, exist_ok=True)
-    train = store.add_dataset(_rows(root / "train.jsonl", 30), format="chat", rows=30, role="train", name="tickets-train",
+    train = store.add_dataset(_rows(root / "train.jsonl", 30, planted=True), format="chat", rows=30, role="train", name="tickets-train",
                               meta={"source": "tickets.csv", "source_format": "csv"})
     clean = store.add_dataset(_rows(root / "train.clean.jsonl", 27), format="chat", rows=27, role="train", name="tickets-clean",
                               parent_id=train.id, meta={"cleaned_from": str(root / "train.jsonl")})

@@ -63,6 +63,13 @@ def test_every_page_shows_the_records_real_values(store, built):
     assert "Read-only" in deployment and "<form method=\"post\"" not in deployment
 
 
+def test_the_flagged_rows_come_from_the_audit_run_again_on_the_file(store, built):
+    rows = client(store).get(f"/datasets/{built.train_id}/rows")
+    assert rows.status_code == 200
+    assert "jane.doe@example.com" in rows.text and "Duplicate clusters (1)" in rows.text
+    assert len(store.list_datasets()) == 3  # nothing registered by looking
+
+
 def test_missing_records_are_404(store, built):
     web = client(store)
     assert web.get("/datasets/ds-nope").status_code == 404
