@@ -31,7 +31,7 @@ def test_every_page_shows_the_records_real_values(store, built):
     assert "imported from tickets.csv" in page.text
     assert f"cleaned into tickets-clean {built.clean_id}" in page.text  # lineage through parent_id
     assert "email" in page.text and ">3<" in page.text  # PII by type
-    assert "2 suspected mislabels" in page.text
+    assert "2 suspected mislabels" in page.text and "rows per label" in page.text
     clean = web.get(f"/datasets/{built.clean_id}").text
     assert f"/datasets/{built.train_id}" in clean and f"/runs/{built.run_id}" in clean and f"/evaluations/{built.evaluation_id}" in clean
 
@@ -92,7 +92,7 @@ def test_posts_need_the_csrf_token_and_a_same_site_origin(store, built):
     assert web.post(f"/deployments/{built.deployment}/change", data={**form, "csrf": "forged"}).status_code == 403
     evil = web.post(f"/deployments/{built.deployment}/change", data={**form, "csrf": token}, headers={"Origin": "http://evil.example"})
     assert evil.status_code == 403 and "cross-site" in evil.text
-    assert web.post(f"/deployments/{built.deployment}/change", data={**form, "csrf": token, "confirm": ""}).status_code == 403
+    assert web.post(f"/deployments/{built.deployment}/change", data={**form, "csrf": token, "confirm": ""}).status_code == 400
     assert store.get_deployment(built.deployment).version == 1
     # Another process's token does not work here either.
     assert token != csrf_of(client(store, allow_changes=True).get(f"/deployments/{built.deployment}").text)

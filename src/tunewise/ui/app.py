@@ -178,7 +178,7 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
                confirm: str = Form(""), csrf: str | None = Form(None)) -> Response:
         check_csrf(csrf)
         if confirm != "yes":
-            raise _Forbidden("tick the box that confirms the change (nothing was changed)")
+            return error_page("Not changed", "tick the box that confirms the change: nothing was changed", 400)
         loaded = views.change_deployment(opened, name, action, share=float(share) if share.strip() else None, variant=variant, reason=reason)
         return RedirectResponse(f"/deployments/{loaded.name}?changed={loaded.version}", status_code=303)
 

@@ -113,7 +113,7 @@ def dataset_view(store, ref: str) -> dict[str, Any]:
     dataset = store.get_dataset(ref)
     everything = store.list_datasets(limit=10000)
     audit = store.latest_audit(dataset.id)
-    summary = None
+    summary, chart = None, None
     tables: list[tuple[str, Table]] = []
     if audit is not None:
         try:
@@ -129,6 +129,9 @@ def dataset_view(store, ref: str) -> dict[str, Any]:
                                            [[_num(d.exact_clusters), _num(d.near_clusters), _num(d.rows_in_clusters), _num(d.removable), _num(d.threshold)]],
                                            numeric=frozenset({0, 1, 2, 3, 4}))))
         if summary.labels.is_classification:
+            distribution = summary.labels.distribution
+            chart = stacked_bars(list(distribution), {"rows": list(distribution.values())}, title="rows per label", y_label="rows")
+        if summary.labels.is_classification:
             tables.append(("Labels", Table(["label", "rows"], [[k, _num(v)] for k, v in summary.labels.distribution.items()],
                                            numeric=frozenset({1}))))
     runs = [r for r in store.list_runs(limit=10000) if dataset.id in (r.dataset_id, r.eval_dataset_id)]
@@ -136,7 +139,7 @@ def dataset_view(store, ref: str) -> dict[str, Any]:
     return {
         "dataset": dataset, "created": _when(dataset.created_at), "lineage": _lineage(store, dataset, everything),
         "audit": audit, "audit_section": _audit(audit) if audit is not None else None, "summary": summary,
-        "mislabeled": summary.labels.suspected_mislabeled if summary else None, "tables": tables,
+        "mislabeled": summary.labels.suspected_mislabeled if summary else None, "tables": tables, "label_chart": chart,
         "runs": [{"id": r.id, "status": r.status, "kind": r.kind, "created": _when(r.created_at)} for r in runs],
         "evaluations": [{"id": e.id, "kind": e.kind, "verdict": e.verdict or "", "created": _when(e.created_at)} for e in evaluations],
         "meta": _pairs({k: v for k, v in (dataset.meta or {}).items() if not isinstance(v, (dict, list))}),
