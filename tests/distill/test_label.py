@@ -61,7 +61,8 @@ def test_label_counts_order_retry_and_failures(tmp_path, fake, store):
     assert all(m["role"] != "system" for a in accepted for m in a["messages"])  # the student sees the row, not the teacher's prompt
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["requests"] == 15 == server.calls and summary["cached"] == 0
-    assert server.attempts == 15 + 3 + 4  # one 429 per sample of the busy row; 4 bounded attempts at the broken one
+    # one 429 per sample of the busy row; 4 bounded attempts for each of the broken row's 3 samples (asked at once)
+    assert server.attempts == 15 + 3 + 3 * 4
     assert summary["cost_usd"] == pytest.approx(result.cost_usd) and result.cost_usd > 0  # gpt-5-mini is priced by the catalog
 
 

@@ -53,7 +53,7 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
             results = comparison_results(evaluation)
             verdict = results.verdict
             sections += [_candidates(results), _all_metrics(results), _confusion(results), _errors(results),
-                         _operations(results), _training(store, results), _distillation(store, evaluation, results),
+                         _operations(results), _training(store, results), _distillation_of(store, evaluation, results),
                          _human_review(results)]
         else:
             sections.append(Section("Candidates").text("No comparison yet: run `tunewise eval`."))
@@ -352,6 +352,25 @@ def _training(store, results: EvaluationResults) -> Section | None:
         theader = ["search", "trial", "rung", "learning rate", "epochs", "steps", "held-out accuracy", "held-out loss", ""]
         section.subtitle("Search trials (ranked by the held-out score)").table(Table(theader, trials, numeric=frozenset({5, 6, 7})))
     return section
+
+
+def _distillation_of(store, evaluation, results: EvaluationResults) -> Section | None:
+    """The reported evaluation's teacher vs student; else the newest other comparison that holds a pair, named as such
+    (a student is often scored against its teacher alone, apart from the main comparison)."""
+    section = _distillation(store, evaluation, results)
+    if section is not None:
+        return section
+    from tunewise.distill.verdict import teacher_student
+
+    for other in store.list_evaluations(limit=50):
+        if other.id == evaluation.id or other.kind != "compare" or not teacher_student(store, other, months=_horizon_months()):
+            continue
+        other_results = comparison_results(other)
+        section = _distillation(store, other, other_results)
+        if section is not None:
+            return section.note(f"From evaluation {other.id} ({other_results.rows} rows of {other_results.eval_path}), "
+                                "not the comparison above.")
+    return None
 
 
 def _distillation(store, evaluation, results: EvaluationResults) -> Section | None:
