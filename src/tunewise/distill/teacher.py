@@ -22,21 +22,6 @@ from tunewise.evaluate.config import EvalConfig
 from tunewise.evaluate.specs import parse_spec
 from tunewise.pricing import token_prices
 
-class TeacherFailed(Exception):
-    """One teacher call that failed after its retries: the row records the message, the run goes on."""
-
-
-@dataclass
-class Call:
-    """One teacher reply with what it cost."""
-
-    text: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost_usd: float | None  # None: no price known for this teacher
-    latency_ms: float
-    cached: bool = False
-
 
 class TeacherFailed(Exception):
     """One teacher call that failed after its retries: the row records the message, the run goes on."""
@@ -52,14 +37,6 @@ class Call:
     cost_usd: float | None  # None: no price known for this teacher
     latency_ms: float
     cached: bool = False
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds of a Retry-After header (delta-seconds form; an HTTP date is treated as absent)."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class Teacher:
