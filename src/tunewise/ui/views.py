@@ -37,16 +37,11 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _num(value: Any, fmt: str = "{:,.3f}") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return fmt.format(value)
-    return str(value)
+def _num(value: Any, fmt: str | None = None) -> str:
+    """`render.fmt_number`, with a float shown in `fmt` where a page wants seconds or dollars."""
+    from tunewise.render import fmt_number
+
+    return fmt.format(value) if fmt is not None and isinstance(value, float) and not isinstance(value, bool) else fmt_number(value)
 
 
 def _pairs(mapping: dict[str, Any] | None) -> Table:
