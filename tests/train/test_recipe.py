@@ -53,6 +53,8 @@ def test_epochs_reach_enough_steps_on_small_sets_and_one_pass_on_big_ones():
     big = choose_recipe(TrainConfig(), model=_shapes()[0], data=_shapes(examples=20_000)[1], device="cpu")
     assert small.value("epochs") > 1 and big.value("epochs") == 1
     assert small.value("holdout") == 30 and big.value("holdout") == 200
+    tiny = choose_recipe(TrainConfig(), model=_shapes()[0], data=_shapes(examples=64)[1], device="cpu")
+    assert tiny.value("holdout") == 0  # 30 of 64 would leave the run half its data
     seq = choose_recipe(TrainConfig(), model=_shapes()[0], data=_shapes(length=300)[1], device="cpu").value("max_seq_length")
     assert seq == 320  # 99% of the examples fit, rounded up to 64
     given_eval = choose_recipe(TrainConfig(eval_dataset="dev.jsonl"), model=_shapes()[0], data=_shapes()[1], device="cpu")
@@ -185,3 +187,26 @@ def test_init_adapter_must_match_the_runs_lora_shape(tiny_model_dir, tmp_path, s
     assert again.status == "completed" and again.config["init_adapter"] == first.artifacts["adapter"]
     with pytest.raises(TrainingError, match="do not fit this run"):
         train(TrainConfig(lora_r=8, init_adapter=first.id, **base), store=store, progress=False)
+
+
+def test_the_recipe_counts_every_example_when_only_a_sample_was_tokenized():
+    from tunewise.train import TrainConfig
+    from tunewise.train.recipe import choose_recipe, describe_data
+
+    # local.py tokenizes at most 2,000 rows for their lengths; epochs and the held-out share follow the whole file
+    data = describe_data([40] * 2_000, [f"label {i % 50}" for i in range(15_000)])
+    assert data.examples == 15_000
+    recipe = choose_recipe(TrainConfig(), model=_shapes()[0], data=data, device="cpu")
+    assert recipe.value("holdout") == 200 and recipe.value("epochs") == 1
+
+
+def test_search_on_a_small_set_without_eval_data_says_what_it_needs(tiny_model_dir, tmp_path, store):
+    from tunewise.errors import TrainingError
+    from tunewise.train.config import TrainConfig
+    from tunewise.train.search import search
+
+    data = write_jsonl(tmp_path / "train.jsonl", chat_rows(40, seed=7))
+    config = TrainConfig(model=str(tiny_model_dir), dataset=str(data), max_seq_length=64, threads=1, time_budget_minutes=0.2)
+    with pytest.raises(TrainingError, match="--eval-data"):
+        search(config, store=store, progress=False)
+    assert store.list_runs() == []  # nothing trained before the error

@@ -20,7 +20,7 @@ class TrainConfig(BaseModel):
     )
     max_eval_examples: int | None = Field(200, ge=1, description="Score each evaluation on at most this many eval examples (seeded subset)")
     holdout: int | None = Field(
-        None, ge=0, description="Without eval_dataset, hold out this many training examples (stratified) to score during training (empty: the recipe picks about 10%, 30-200; 0: none)"
+        None, ge=0, description="Without eval_dataset, hold out this many training examples (stratified) to score during training (empty: the recipe picks about 10%, 30-200, and none below 120 examples; 0: none)"
     )
     assistant_only_loss: bool = Field(True, description="Compute the loss on assistant tokens only (the chat template's generation markers)")
 

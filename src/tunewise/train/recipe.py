@@ -140,14 +140,21 @@ def _estimated_parameters(text_config) -> int:
 
 
 def describe_data(token_lengths: list[int], replies: list[str | None]) -> DataShape:
-    """The training set as the recipe sees it: size, tokens per example and task (the one task detector)."""
+    """The training set as the recipe sees it: size, tokens per example and task (the one task detector).
+
+    `replies` holds every example's reply; `token_lengths` may come from a sample of them (a big file is not
+    tokenized twice), so the size is the replies' count.
+    """
     from tunewise.data.task import detect_task
 
     shape = detect_task(replies)
-    return DataShape(len(token_lengths), tuple(token_lengths), shape.type, shape.n_classes)
+    return DataShape(len(replies), tuple(token_lengths), shape.type, shape.n_classes)
 
 
 # -- the rules ---------------------------------------------------------------------------------------
+
+
+MIN_HOLDOUT = 30
 
 
 def learning_rate_for(method: str, model: ModelShape) -> tuple[float, str]:
@@ -201,11 +208,14 @@ def choose_recipe(config, *, model: ModelShape, data: DataShape, device: str) ->
     pick("max_seq_length", seq, why)
 
     holdout = 0
-    why = f"only {data.examples} examples: none held out (pass --eval-data to score during training)"
+    # Fewer than 30 scored rows cannot tell checkpoints apart, and 30 of fewer than 120 would take over a quarter of
+    # the data: a small set (a distilled one, say) trains on every row instead.
+    why = (f"only {data.examples} examples: none held out, since {MIN_HOLDOUT} would be over a quarter of them "
+           "(pass --eval-data to score during training)")
     if config.eval_dataset is not None:
         why = "you gave --eval-data: nothing held out of the training set"
-    elif data.examples >= 60:
-        holdout = int(min(200, max(30, round(0.1 * data.examples))))
+    elif data.examples >= 4 * MIN_HOLDOUT:
+        holdout = int(min(200, max(MIN_HOLDOUT, round(0.1 * data.examples))))
         why = (f"no --eval-data: {holdout} examples (stratified, about 10%, 30-200) held out to score each evaluation, "
                "keep the best checkpoint and stop early")
     holdout = pick("holdout", holdout, why)

@@ -24,6 +24,7 @@ from typing import Any
 from tunewise.config import override
 from tunewise.errors import TrainingError
 from tunewise.train.config import TrainConfig
+from tunewise.train.recipe import MIN_HOLDOUT
 
 LR_FACTORS = (0.5, 1.0, 2.0)
 EPOCH_FACTORS = (1.0, 2.0)
@@ -66,7 +67,13 @@ def search(config: TrainConfig, *, store=None, progress: bool = True, train_fn=N
     with Store.borrow(store) as store:
         # The recipe's own choice is the centre of the grid.
         tokenizer, folder = _tokenizer_for(config)
-        *_, resolved, _ = plan_recipe(config, tokenizer, store, model_folder=folder)
+        _, _, examples, resolved, _ = plan_recipe(config, tokenizer, store, model_folder=folder)
+        if resolved.holdout == 0 and config.eval_dataset is None:
+            # A small set trains on every row by default, but trials can only be ranked on rows none of them saw.
+            if len(examples) < 2 * MIN_HOLDOUT or config.holdout == 0:
+                raise TrainingError(f"{config.dataset}: --search ranks trials on held-out rows; pass --eval-data "
+                                    f"(or --holdout N, with at least {2 * MIN_HOLDOUT} examples)")
+            config = override(config, holdout=MIN_HOLDOUT)
         grid = _grid(config, resolved.learning_rate, resolved.epochs)
         search_id = new_id("run")
         store.create_run("search", base_model=config.model, config=config.model_dump(mode="json"), run_id=search_id)
