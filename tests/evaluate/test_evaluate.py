@@ -61,9 +61,11 @@ def one_thread():
 class _ChatHandler(BaseHTTPRequestHandler):
     answers: dict = {}
     failures_left = [0]
+    requests = [0]
 
     def do_POST(self):  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests[0] += 1
         if self.failures_left[0] > 0:
             self.failures_left[0] -= 1
             self.send_response(503)

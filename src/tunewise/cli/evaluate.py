@@ -48,6 +48,10 @@ def eval_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Prompts prefilled together by local models (eval.batch_size); decoding takes as many rows as fit a 1 GiB KV cache."),
     judge: Optional[str] = typer.Option(None, "--judge", help="LLM judge for free-text tasks as URL#MODEL (OpenAI-compatible)."),
     allow_contamination: bool = typer.Option(False, "--allow-contamination", help="Evaluate even when eval rows duplicate training rows."),
+    reuse: Optional[str] = typer.Option(
+        None, "--reuse", help="An earlier evaluation (id or `latest`): its candidates keep the replies, time and cost measured there "
+        "where they would reply the same (same eval rows, training file and eval settings); the others run.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
     """Score every candidate on the same eval set: metric with interval (eval.confidence), difference vs the baseline with p-value, latency (or amortised time per request) and $ per 1,000 requests.
@@ -66,7 +70,7 @@ def eval_command(
     config = override(load_config().eval, limit=limit, batch_size=batch_size, judge=judge)
     results = evaluate(
         data, candidate, train_path=train, baseline=baseline, task_type=task, schema_path=schema, config=config,
-        allow_contamination=allow_contamination, progress=not as_json,
+        allow_contamination=allow_contamination, progress=not as_json, reuse=reuse,
     )
     if as_json:
         import json

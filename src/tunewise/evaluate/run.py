@@ -43,12 +43,15 @@ def evaluate(
     store=None,
     allow_contamination=False,
     progress=True,
+    reuse: str | None = None,
 ) -> EvaluationResults:
     """Score every candidate on the eval set, compare each with the baseline, store and return the results.
 
     Raises `EvaluationError` (one line) for bad specs, unknown runs, a contaminated eval set (unless
     `allow_contamination`), or candidates that need a training set when none is given. A candidate
-    that fails while running (an endpoint that is down) is reported with status "failed".
+    that fails while running (an endpoint that is down) is reported with status "failed". `reuse` names an
+    earlier evaluation (id or "latest") whose candidates keep the replies, time and cost measured there when
+    they would reply the same (see `tunewise.evaluate.reuse`); the others run.
 
     Example: evaluate("eval.jsonl", ["zero-shot:smollm2-135m", "classic:tfidf"], train_path="train.jsonl").verdict
     """
@@ -80,8 +83,14 @@ def evaluate(
             from tunewise.evaluate.tasks import Retriever
 
             retriever = Retriever(train or [])
+        reused = _reusable(store, reuse, specs, eval_path, train_path, rows, config, progress) if reuse else None
         outcomes = []
         for spec in specs:
+            if reused is not None and spec.name in reused.candidates:
+                earlier = reused.candidates[spec.name]
+                outcomes.append(_scored({"spec": spec, "run_id": earlier.run_id, "status": "completed", "error": None},
+                                        earlier.replies, earlier.operations, task, rows, config, indices))
+                continue
             with ProgressLine(f"eval {spec.name}", total=len(rows), unit="rows", enabled=progress) as bar:
                 outcomes.append(_run_one(spec, task, rows, train, config, cache, retriever, settings, hardware, indices, bar))
         results = _assemble(task, rows, specs, outcomes, config, baseline, indices)
@@ -194,7 +203,6 @@ def _preflight(specs: list[CandidateSpec], cache: ModelCache) -> None:
 
 def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardware, indices, bar) -> dict:
     from tunewise.evaluate import candidates as run_
-    from tunewise.evaluate import metrics
 
     outcome: dict = {"spec": spec, "run_id": None, "status": "completed", "error": None}
     advance = bar.advance
@@ -217,13 +225,36 @@ def _run_one(spec, task, rows, train, config, cache, retriever, settings, hardwa
     except CandidateFailed as exc:
         outcome.update(status="failed", error=str(exc))
         return outcome
+    return _scored(outcome, replies, _operations(replies, settings), task, rows, config, indices)
+
+
+def _scored(outcome: dict, replies: Replies, operations: Operations, task, rows, config, indices) -> dict:
+    from tunewise.evaluate import candidates as run_
+    from tunewise.evaluate import metrics
+
     judge = None
     if config.judge and task.type != "classification":
         judge = run_.judge_scores(config.judge, config.judge_rubric, rows, replies.texts, config)
     outcome["replies"] = replies
     outcome["scored"] = metrics.score(task, rows, replies.texts, indices, config.confidence, judge=judge)
-    outcome["operations"] = _operations(replies, settings)
+    outcome["operations"] = operations
     return outcome
+
+
+def _reusable(store, ref, specs, eval_path, train_path, rows, config, progress):
+    from tunewise.evaluate.reuse import reusable
+
+    found = reusable(store, ref, names=[s.name for s in specs], needs_train={s.name: s.needs_train for s in specs},
+                     eval_path=eval_path, train_path=train_path, rows=rows, config=config)
+    if progress:
+        from tunewise.console import console
+
+        if found.candidates:
+            console.print(f"reused from evaluation {found.evaluation_id} (replies, time and cost as measured there): "
+                          f"{', '.join(found.candidates)}", highlight=False, soft_wrap=True)
+        for name, why in found.not_reused.items():
+            console.print(f"{name}: runs here ({why})", highlight=False, soft_wrap=True)
+    return found
 
 
 def _operations(replies: Replies, settings) -> Operations:
