@@ -7,7 +7,7 @@ from tunewise.store import Store
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
     plan = DemoPlan(model=str(tiny_model_dir), train_examples=16, curve_sizes=(4, 8, 12, 16), curve_eval_rows=8,
                     eval_limit=12, few_shot_k=2, train_overrides={"batch_size": 4, "max_eval_examples": 4},
-                    distill_pool_rows=8, distill_eval_rows=6, distill_train_minutes=0.1)
+                    distill_pool_rows=8, distill_train_minutes=0.1)
     result = run_demo(tmp_path / "demo", plan=plan)
 
     assert [step.name for step in result.steps] == [

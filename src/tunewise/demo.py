@@ -50,12 +50,12 @@ class DemoPlan:
     # Held-out tickets replayed as deployment traffic: the retrieval baseline answers 90% of them at about
     # 0.6 s each on 2 CPU cores (its prompts are 3x a fine-tune's), so all 300 would push the demo past 15 minutes.
     traffic_rows: int = 150
-    # Distillation: training tickets whose labels are hidden, labelled by the evaluation's best prompt candidate
-    # (3 samples each), a student trained on what agreement accepts, and teacher vs student on the first eval rows.
+    # Distillation: cleaned training tickets set aside with their labels hidden (steps 5-7 never see them),
+    # labelled in step 8 by the evaluation's best prompt candidate (3 samples each); a student is trained on what
+    # agreement accepts and scored on the eval set beside its teacher, whose replies step 6 measured (`--reuse`).
     # Small on purpose: on 2 CPU cores each teacher reply costs about half a second (bench/RESULTS.md, "Demo").
     distill_pool_rows: int = 80
     distill_train_minutes: float = 1.0
-    distill_eval_rows: int = 100
     # The LoRA run's time budget (`tunewise train --time-budget 4`): the step count that fits is measured.
     train_minutes: float = 4.0
     # Learning-curve points train one epoch each (`tunewise eval curve --epochs 1`) to keep the demo near 15 minutes.
@@ -232,9 +232,11 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
         cleaned = clean(data["train"], data_dir / "train.clean.jsonl", dedup=True, redact_pii=True, drop_contaminated=True,
                         eval_path=data["eval"])
-        return cleaned.output, (f"kept {cleaned.kept} of {cleaned.rows_in} rows: removed {cleaned.duplicates_removed} duplicates and "
-                                f"{cleaned.contaminated_removed} contaminated rows, redacted PII in {cleaned.redacted_rows} rows; "
-                                f"quarantine: {cleaned.quarantine}")
+        labelled, hidden = _set_aside_pool(cleaned.output, data_dir / "train.labelled.jsonl", root / "distill", plan.distill_pool_rows)
+        return labelled, (f"kept {cleaned.kept} of {cleaned.rows_in} rows: removed {cleaned.duplicates_removed} duplicates and "
+                          f"{cleaned.contaminated_removed} contaminated rows, redacted PII in {cleaned.redacted_rows} rows; "
+                          f"quarantine: {cleaned.quarantine}; {hidden} tickets set aside without labels for step 8 "
+                          f"(distillation), {cleaned.kept - hidden} labelled ones in {labelled}")
 
     train_path = steps.run(4, "Clean", clean_data)
 
@@ -373,12 +375,30 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     steps.run(12, "Report", report)
 
 
-def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, store, result: DemoResult) -> tuple[Any, str]:
-    """Hide the labels of some training tickets, let the best prompt candidate label them, train a student on what
-    agreement accepted, and compare teacher and student on the held-out tickets (the report's distillation section)."""
+def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int) -> tuple[Path, int]:
+    """Hide the labels of `rows` cleaned tickets (a seeded sample): the unlabelled pool a teacher labels in step 8.
+    The hidden labels go to their own file, read only to count how many of the teacher's labels are right."""
     import json
     import random
 
+    lines = cleaned.read_text(encoding="utf-8").splitlines()
+    pool_lines = set(random.Random(0).sample(range(len(lines)), min(rows, len(lines) // 2)))
+    distill_dir.mkdir(exist_ok=True)
+    with (open(labelled, "w", encoding="utf-8") as kept, open(distill_dir / "pool.jsonl", "w", encoding="utf-8") as pool,
+          open(distill_dir / "pool.hidden-labels.txt", "w", encoding="utf-8") as truth):
+        for number, line in enumerate(lines):
+            if number not in pool_lines:
+                kept.write(line + "\n")
+                continue
+            example = json.loads(line)
+            truth.write(example["messages"][-1]["content"] + "\n")
+            pool.write(json.dumps({"messages": example["messages"][:-1]}, ensure_ascii=False) + "\n")
+    return labelled, len(pool_lines)
+
+
+def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, store, result: DemoResult) -> tuple[Any, str]:
+    """Let the best prompt candidate label the pool of step 4, train a student on what agreement accepted, and
+    score it on the eval set beside its teacher (the report's distillation section)."""
     from tunewise.config import load_config
     from tunewise.distill.label import label_rows
     from tunewise.evaluate import evaluate
@@ -386,21 +406,10 @@ def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, stor
     from tunewise.train import demo_train_config, train
 
     teacher = _compared(store, result.evaluation_id).baseline or f"few-shot:{plan.model}?k={plan.few_shot_k}"
-    lines = train_path.read_text(encoding="utf-8").splitlines()
-    pool_lines = set(random.Random(0).sample(range(len(lines)), min(plan.distill_pool_rows, len(lines) // 2)))
     distill_dir = root / "distill"
-    distill_dir.mkdir(exist_ok=True)
-    hidden, truth = [], []
-    with open(distill_dir / "pool.jsonl", "w", encoding="utf-8") as pool, open(distill_dir / "shots.jsonl", "w", encoding="utf-8") as shots:
-        for number, line in enumerate(lines):
-            if number not in pool_lines:
-                shots.write(line + "\n")  # the teacher's examples never include a pool ticket, labelled
-                continue
-            example = json.loads(line)
-            truth.append(example["messages"][-1]["content"])
-            hidden.append({"messages": example["messages"][:-1]})
-            pool.write(json.dumps(hidden[-1], ensure_ascii=False) + "\n")
-    labeled = label_rows(distill_dir / "pool.jsonl", teacher=teacher, teacher_data=distill_dir / "shots.jsonl",
+    truth = (distill_dir / "pool.hidden-labels.txt").read_text(encoding="utf-8").splitlines()
+    # The teacher's examples are the labelled tickets, as in step 6: a pool ticket never shows its label.
+    labeled = label_rows(distill_dir / "pool.jsonl", teacher=teacher, teacher_data=train_path,
                          out_dir=distill_dir / "labeled", concurrency=8, store=store, yes=True)
     accepted = [(row, true) for row, true in zip(labeled.rows, truth) if row["status"] == "accepted"]
     right = sum(row["label"] == true for row, true in accepted)
@@ -414,9 +423,10 @@ def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, stor
     student = train(demo_train_config(str(distill_dir / "labeled" / "accepted.jsonl"), None, model=plan.model,
                                       max_train_examples=None, time_budget_minutes=plan.distill_train_minutes,
                                       **plan.train_overrides), store=store)
-    config = load_config().eval.model_copy(update={"limit": plan.distill_eval_rows, "system_prompt": SYSTEM_PROMPT})
-    compared = evaluate(data["eval"], [teacher, f"adapter:{student.id}"], train_path=distill_dir / "shots.jsonl",
-                        baseline=teacher, config=config, store=store)
+    # The settings of step 6, so the teacher's replies measured there are taken, not generated again.
+    config = load_config().eval.model_copy(update={"limit": plan.eval_limit, "system_prompt": SYSTEM_PROMPT})
+    compared = evaluate(data["eval"], [teacher, f"adapter:{student.id}"], train_path=train_path, baseline=teacher,
+                        config=config, store=store, reuse=result.evaluation_id)
     result.distill_evaluation_id = compared.evaluation_id
     result.distilled = (f"{counts['accepted']}/{counts['rows']} accepted ({right} right by the hidden labels), "
                         f"student {student.id}; {compared.verdict}")
