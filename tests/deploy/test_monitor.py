@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -84,6 +85,14 @@ def test_error_rate_latency_tokens_and_cost_per_variant(store):
     assert base.errors == 7 and base.error_rate == pytest.approx(0.07)
     assert base.p95_ms == pytest.approx(np.percentile(np.arange(1, 101), 95))
     assert base.p50_ms == pytest.approx(50.5)
+    # The median's exact order-statistic interval: ranks 40 and 61 of 100 cover it with at least 95%.
+    assert (base.p50_low_ms, base.p50_high_ms) == (40.0, 61.0)
+    assert (cand.p50_low_ms, cand.p50_high_ms) == (100.0, 100.0)  # every request took 100 ms
+    from rich.console import Console
+
+    terminal = Console(width=200, record=True, file=open(os.devnull, "w"))
+    terminal.print(render_status(status))
+    assert "40–61" in terminal.export_text()
     assert base.mean_prompt_tokens == 20 and base.tokens_per_1k == pytest.approx(22_000)
     assert base.cost_per_1k_usd == pytest.approx(2.0)
     assert cand.requests == 20 and cand.per_request == 20 and cand.sticky_requests == 0 and cand.error_rate == 0

@@ -31,6 +31,8 @@ __all__ = [
     "Status",
     "deployment_status",
     "render_status",
+    "latency_interval",
+    "median_interval",
     "judge_feedback",
     "wilson_interval",
     "compare_quality",
@@ -62,6 +64,8 @@ class VariantStatus:
     errors: int = 0
     error_rate: float = 0.0
     p50_ms: float | None = None
+    p50_low_ms: float | None = None  # distribution-free 95% interval of the median (None with too few requests)
+    p50_high_ms: float | None = None
     p95_ms: float | None = None
     mean_prompt_tokens: float | None = None
     mean_completion_tokens: float | None = None
@@ -167,6 +171,28 @@ def _jsonable(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------------------------
 # statistics
+
+
+def latency_interval(variant: VariantStatus) -> str:
+    """'380–450 ms' for a variant's median latency, or why there is none."""
+    if variant.p50_ms is None:
+        return "-"
+    if variant.p50_low_ms is None or variant.p50_high_ms is None:
+        return "too few requests"
+    return f"{variant.p50_low_ms:.0f}–{variant.p50_high_ms:.0f}"
+
+
+def median_interval(values, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """The median's interval from order statistics (SciPy's exact binomial quantile test): no assumption about
+    the shape of the latencies, which are skewed. (None, None) where too few values bound it on a side."""
+    from scipy.stats import quantile_test
+
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return None, None
+    bounds = quantile_test(values, q=float(np.median(values)), p=0.5).confidence_interval(confidence)
+    low, high = float(bounds.low), float(bounds.high)
+    return (None if np.isnan(low) else low), (None if np.isnan(high) else high)
 
 
 def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> Interval | None:
@@ -360,6 +386,7 @@ def _variant_status(name, spec, role, share, rows, last_feedback, shadow_request
         latency = np.asarray([r.latency_ms for r in rows if r.latency_ms is not None], dtype=float)
         if latency.size:
             status.p50_ms, status.p95_ms = (float(x) for x in np.percentile(latency, [50, 95]))
+            status.p50_low_ms, status.p50_high_ms = median_interval(latency)
         prompt = [r.prompt_tokens for r in rows if r.prompt_tokens is not None]
         completion = [r.completion_tokens for r in rows if r.completion_tokens is not None]
         status.mean_prompt_tokens = float(np.mean(prompt)) if prompt else None
@@ -498,6 +525,7 @@ def render_status(status: Status):
     row("  sticky / per request", lambda v: f"{v.sticky_requests:,} / {v.per_request:,}")
     row("error rate", lambda v: f"{v.error_rate:.1%} ({v.errors:,})")
     row("latency p50 / p95 ms", lambda v: f"{_num(v.p50_ms, '{:.0f}')} / {_num(v.p95_ms, '{:.0f}')}")
+    row("  p50 95% CI", lambda v: latency_interval(v))
     row("tokens in / out (mean)", lambda v: f"{_num(v.mean_prompt_tokens, '{:.0f}')} / {_num(v.mean_completion_tokens, '{:.0f}')}")
     row("tokens per 1k requests", lambda v: _num(v.tokens_per_1k, "{:,.0f}"))
     row("cost per 1k requests", lambda v: _num(v.cost_per_1k_usd, "${:,.4f}"))

@@ -25,11 +25,11 @@ def deployment_section(store, name: str) -> Section:
     else:
         status = deployment_status(loaded.name, since=rows[0].created_at, store=store)
         section.subtitle("Per variant, since the first logged request")
-        section.table(_variants_table(status))
+        section.table(variants_table(status))
         if status.verdicts:
             section.bullets(list(status.verdicts))
         section.subtitle("Traffic over time")
-        section.table(_traffic_table(rows, [v.name for v in loaded.state.variants()]))
+        section.table(traffic_table(rows, [v.name for v in loaded.state.variants()]))
     alerts = store.alerts(loaded.record.id)
     section.subtitle("Alerts")
     if alerts:
@@ -46,17 +46,19 @@ def deployment_section(store, name: str) -> Section:
     return section
 
 
-def _variants_table(status) -> Table:
+def variants_table(status) -> Table:
+    from tunewise.deploy.monitor import latency_interval
+
     rows = []
     for v in status.variants:
         quality = "n/a" if v.quality is None else f"{v.quality:.3f} ({v.quality_low:.3f}–{v.quality_high:.3f}, n={v.feedback})"
-        rows.append([v.name, v.spec, str(v.requests), f"{v.error_rate:.1%}", _num(v.p50_ms, "{:.0f}"), _num(v.p95_ms, "{:.0f}"),
-                     _num(v.cost_per_1k_usd, "${:.4f}"), quality, _num(v.drift)])
-    return Table(["variant", "spec", "requests", "errors", "p50 ms", "p95 ms", "cost / 1k", "quality (95% CI)", "drift (JS)"], rows,
-                 numeric=frozenset({2, 3, 4, 5, 6}))
+        rows.append([v.name, v.spec, str(v.requests), f"{v.error_rate:.1%}", _num(v.p50_ms, "{:.0f}"), latency_interval(v),
+                     _num(v.p95_ms, "{:.0f}"), _num(v.cost_per_1k_usd, "${:.4f}"), quality, _num(v.drift)])
+    return Table(["variant", "spec", "requests", "errors", "p50 ms", "p50 95% CI", "p95 ms", "cost / 1k", "quality (95% CI)", "drift (JS)"],
+                 rows, numeric=frozenset({2, 3, 4, 5, 6, 7}))
 
 
-def _traffic_table(rows, names: list[str]) -> Table:
+def traffic_table(rows, names: list[str]) -> Table:
     """Requests per variant per hour (per minute when everything happened within two hours)."""
     first, last = rows[0].created_at, rows[-1].created_at
     fmt = "%Y-%m-%d %H:%M" if (last - first).total_seconds() <= 7200 else "%Y-%m-%d %H:00"
