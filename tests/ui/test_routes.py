@@ -104,13 +104,13 @@ def test_rollback_through_the_form_changes_the_deployment_and_records_an_event(s
     web = client(store, allow_changes=True)
     token = csrf_of(web.get(f"/deployments/{built.deployment}").text)
     answer = web.post(f"/deployments/{built.deployment}/change", data={"action": "rollback", "confirm": "yes", "csrf": token,
-                                                                       "reason": "candidate alerts"},
+                                                                       "reason": "candidate alerts", "who": " Ana  Lima "},
                       headers={"Origin": "http://testserver"})
     assert answer.status_code == 200 and "now version 2" in answer.text  # followed the redirect
     loaded = load(built.deployment, store=store)
     assert loaded.state.mode == "off" and loaded.version == 2
     event = store.deployment_events(loaded.record.id)[-1]
-    assert (event.action, event.reason) == ("rollback", "candidate alerts") and event.actor
+    assert (event.action, event.reason, event.actor) == ("rollback", "candidate alerts", "Ana Lima via tunewise ui")
     assert "rolled back" in answer.text.lower() or "off" in answer.text
 
     share = web.post(f"/deployments/{built.deployment}/change", data={"action": "share", "share": "25", "variant": "candidate",
@@ -118,6 +118,32 @@ def test_rollback_through_the_form_changes_the_deployment_and_records_an_event(s
     assert share.status_code == 200
     loaded = load(built.deployment, store=store)
     assert loaded.state.mode == "split" and loaded.state.candidates[0].share == 25
+    from tunewise.deploy.state import current_actor
+
+    # No name typed: the account the web app runs under, and where the change came from.
+    assert store.deployment_events(loaded.record.id)[-1].actor == f"{current_actor()} via tunewise ui"
+
+
+def test_serve_ui_mounts_the_web_app_beside_the_api_in_one_process(store, built):
+    """`tunewise serve --ui`: the pages at /ui/ (every link under it), the OpenAI API at /v1 as before."""
+    from tunewise.serve import create_server
+    from tunewise.serve.config import ServeConfig
+
+    config = ServeConfig(ui=True, ui_allow_changes=True)
+    app = create_server(None, config=config, upstreams=["elsewhere=http://127.0.0.1:9/v1#m"], store=store)
+    with TestClient(app) as web:
+        assert [m["id"] for m in web.get("/v1/models").json()["data"]] == ["elsewhere"]
+        page = web.get(f"/ui/deployments/{built.deployment}").text
+        assert 'href="/ui/runs"' in page and 'src="/ui/static/htmx.min.js"' in page
+        assert f'action="/ui/deployments/{built.deployment}/change"' in page
+        assert web.get("/ui/static/htmx.min.js").status_code == 200
+        answer = web.post(f"/ui/deployments/{built.deployment}/change", follow_redirects=False,
+                          data={"action": "rollback", "confirm": "yes", "csrf": csrf_of(page)})
+        assert answer.status_code == 303 and answer.headers["location"].startswith(f"/ui/deployments/{built.deployment}?changed=")
+    from tunewise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--ui-token"):
+        create_server(None, config=ServeConfig(ui=True, host="0.0.0.0"), upstreams=["x=http://127.0.0.1:9/v1#m"], store=store)
 
 
 def test_a_rating_is_stored_as_the_review_import_stores_it(store, built):

@@ -58,6 +58,8 @@ def serve_command(
     Example: `tunewise serve --backend vllm --model ./llama-3.2-1b --adapter tickets=run-3f2a`
 
     Example: `tunewise serve --deployment tickets` (the app calls model "tickets"; the response header x-tunewise-variant says who answered)
+
+    Example: `tunewise serve --deployment tickets --ui --ui-allow-changes` (the web app at /ui/ controls the split of the traffic it serves)
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -94,6 +96,10 @@ def _announce(app, port: int) -> None:
     host = "localhost" if config.host in ("127.0.0.1", "::1") else config.host
     keys = " (an API key is required)" if config.api_key_file else ""
     console.print(f"Serving at [bold]http://{host}:{port}/v1[/]{keys}; metrics at /metrics. Ctrl-C stops.", highlight=False)
+    if config.ui:
+        from tunewise.ui.server import ui_url
+
+        console.print(f"Web app at [bold]{ui_url(host, port, config.ui_token).replace(f':{port}/', f':{port}/ui/', 1)}[/]", highlight=False)
 
 
 @serve_app.command("add-key")

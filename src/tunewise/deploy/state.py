@@ -116,10 +116,11 @@ def create_deployment(name: str, *, baseline: str, candidates: list[str] | tuple
 def set_deployment(ref: str, *, share: float | None = None, candidate: str | None = None, shadow: bool | None = None,
                    shadow_sample: float | None = None, rollback: bool = False, resume: bool = False,
                    replace_spec: str | None = None, reason: str | None = None, evaluation_id: str | None = None,
-                   action: str | None = None, store: Store | None = None) -> Loaded:
+                   action: str | None = None, actor: str | None = None, store: Store | None = None) -> Loaded:
     """Change a deployment: a candidate's share, shadow mode on or off, rollback (all to the baseline) or resume.
 
-    `candidate` names the variant a share or `replace_spec` applies to (default: the only candidate).
+    `candidate` names the variant a share or `replace_spec` applies to (default: the only candidate); `actor`
+    is who the event names (default: `current_actor()`, the one running this process).
     """
     if rollback and (resume or share is not None or shadow):
         raise ConfigError("--rollback sends everyone to the baseline: give it alone")
@@ -163,7 +164,7 @@ def set_deployment(ref: str, *, share: float | None = None, candidate: str | Non
         except ValueError as exc:
             raise ConfigError(f"deployment {current.name}: {_first_error(exc)}") from None
         record = opened.change_deployment(current.record.id, new_state.to_store(), action=action or "+".join(dict.fromkeys(changed)),
-                                          actor=current_actor(), reason=reason, evaluation_id=evaluation_id)
+                                          actor=actor or current_actor(), reason=reason, evaluation_id=evaluation_id)
     return Loaded(record, new_state)
 
 

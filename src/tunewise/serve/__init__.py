@@ -106,10 +106,21 @@ def create_server(model: str | None = None, *, config: ServeConfig | None = None
         model, options = merge_options(model, options, gateways)
     backends = build_backends(model, config=config, store=store, **options)
     keys = KeyRing.load(config.api_key_file) if config.api_key_file else None
+    if config.ui:
+        from tunewise.ui.server import check_binding
+
+        check_binding(config.host, config.ui_token, flag="--ui-token")  # before any weights load
     try:
-        return create_app(backends, config, keys=keys, deployments=gateways)
+        app = create_app(backends, config, keys=keys, deployments=gateways)
     except ValueError as exc:  # two backends serving one name
         raise ConfigError(str(exc)) from exc
+    if config.ui:
+        from tunewise.ui import create_ui_app
+
+        # The web app's own guards (host, token, CSRF, read-only) apply under /ui; the API keys guard /v1 only.
+        app.mount("/ui", create_ui_app(store, allow_changes=config.ui_allow_changes, token=config.ui_token,
+                                       allowed_hosts={config.host}))
+    return app
 
 
 def serve(model: str | None = None, *, config: ServeConfig | None = None, on_ready: Callable[[object, int], None] | None = None,

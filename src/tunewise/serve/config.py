@@ -21,6 +21,9 @@ class ServeConfig(BaseModel):
     batch_wait_ms: float = Field(5.0, ge=0, description="Local backend: how long the scheduler waits for more requests after the last one arrived before it starts a batch (at most 20 times this in all), in milliseconds")
     max_batch_size: int = Field(16, ge=1, description="Local backend: most requests decoded together")
     request_timeout_s: float = Field(600, gt=0, description="Longest time one request may take, in seconds")
+    ui: bool = Field(False, description="Also serve the web app (`tunewise ui`) at /ui/, in this process and over the same store")
+    ui_allow_changes: bool = Field(False, description="With ui: turn on the web app's forms that write (ratings, deployment changes)")
+    ui_token: str | None = Field(None, description="With ui: every web-app request must carry this token (required when host is not loopback)")
 
 
 __all__ = ["ServeConfig"]

@@ -80,17 +80,23 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
         response.headers.setdefault("Referrer-Policy", "same-origin")  # no-referrer would make browsers send Origin: null
         return response
 
+    def base(request: Request) -> str:
+        # Mounted under a prefix (`tunewise serve --ui` puts the app at /ui), every link starts with it.
+        return request.scope.get("root_path", "").rstrip("/")
+
     def page(template: str, request: Request, title: str, **context: Any) -> HTMLResponse:
-        html = render_page(f"ui/{template}", title=f"{title} · tunewise", heading=title, nav=NAV, path=request.url.path,
-                           csrf=csrf, allow_changes=allow_changes, **context)
+        prefix = base(request)
+        html = render_page(f"ui/{template}", title=f"{title} · tunewise", heading=title, nav=NAV,
+                           path=request.url.path.removeprefix(prefix) or "/", base=prefix, csrf=csrf,
+                           allow_changes=allow_changes, **context)
         return HTMLResponse(html)
 
-    def fragment(template: str, **context: Any) -> HTMLResponse:
-        return HTMLResponse(render_page(f"ui/{template}", csrf=csrf, allow_changes=allow_changes, **context))
+    def fragment(template: str, request: Request, **context: Any) -> HTMLResponse:
+        return HTMLResponse(render_page(f"ui/{template}", base=base(request), csrf=csrf, allow_changes=allow_changes, **context))
 
-    def error_page(heading: str, message: str, status: int) -> HTMLResponse:
-        html = render_page("ui/error.html", title=f"{heading} · tunewise", heading=heading, nav=NAV, path="", csrf=csrf,
-                           allow_changes=allow_changes, message=message)
+    def error_page(request: Request, heading: str, message: str, status: int) -> HTMLResponse:
+        html = render_page("ui/error.html", title=f"{heading} · tunewise", heading=heading, nav=NAV, path="", base=base(request),
+                           csrf=csrf, allow_changes=allow_changes, message=message)
         return HTMLResponse(html, status_code=status)
 
     def check_csrf(value: str | None) -> None:
@@ -103,11 +109,11 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
 
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError):
-        return error_page("Not found", str(exc), 404)
+        return error_page(request, "Not found", str(exc), 404)
 
     @app.exception_handler(TunewiseError)
     async def failed(request: Request, exc: TunewiseError):
-        return error_page("Error", str(exc), 400)
+        return error_page(request, "Error", str(exc), 400)
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
@@ -123,8 +129,8 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
         return page("dataset.html", request, f"Dataset {context['dataset'].name}", **context)
 
     @app.get("/datasets/{ref}/rows", response_class=HTMLResponse)
-    def dataset_rows(ref: str):
-        return fragment("dataset_rows.html", **views.audit_details(opened, ref))
+    def dataset_rows(request: Request, ref: str):
+        return fragment("dataset_rows.html", request, **views.audit_details(opened, ref))
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs(request: Request):
@@ -150,20 +156,20 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
         return page("evaluation.html", request, f"Evaluation {context['evaluation'].id}", **context)
 
     @app.post("/evaluations/{ref}/rate", response_class=HTMLResponse)
-    def rate(ref: str, row: int = Form(...), candidate: str = Form(...), rating: str = Form(""), csrf: str | None = Form(None)):
+    def rate(request: Request, ref: str, row: int = Form(...), candidate: str = Form(...), rating: str = Form(""), csrf: str | None = Form(None)):
         check_csrf(csrf)
         review = views.rate_row(opened, ref, row, candidate, rating)
         summary = review.candidates.get(candidate) if review is not None else None
         cell = {"row": row, "name": candidate, "rating": rating.strip()}
-        return fragment("rating.html", evaluation_id=ref, cell=cell, summary=summary)
+        return fragment("rating.html", request, evaluation_id=ref, cell=cell, summary=summary)
 
     @app.get("/decision", response_class=HTMLResponse)
     def decision(request: Request):
         return page("decision.html", request, "Decision", **views.decision_view(opened))
 
     @app.get("/decision/roi", response_class=HTMLResponse)
-    def roi(volume: float):
-        return fragment("roi.html", **views.roi_view(opened, volume))
+    def roi(request: Request, volume: float):
+        return fragment("roi.html", request, **views.roi_view(opened, volume))
 
     @app.get("/deployments", response_class=HTMLResponse)
     def deployments(request: Request):
@@ -174,13 +180,13 @@ def create_ui_app(store=None, *, allow_changes: bool = False, token: str | None 
         return page("deployment.html", request, f"Deployment {name}", changed=changed, **views.deployment_view(opened, name))
 
     @app.post("/deployments/{name}/change")
-    def change(name: str, action: str = Form(...), share: str = Form(""), variant: str = Form(""), reason: str = Form(""),
-               confirm: str = Form(""), csrf: str | None = Form(None)) -> Response:
+    def change(request: Request, name: str, action: str = Form(...), share: str = Form(""), variant: str = Form(""), reason: str = Form(""),
+               who: str = Form(""), confirm: str = Form(""), csrf: str | None = Form(None)) -> Response:
         check_csrf(csrf)
         if confirm != "yes":
-            return error_page("Not changed", "tick the box that confirms the change: nothing was changed", 400)
-        loaded = views.change_deployment(opened, name, action, share=float(share) if share.strip() else None, variant=variant, reason=reason)
-        return RedirectResponse(f"/deployments/{loaded.name}?changed={loaded.version}", status_code=303)
+            return error_page(request, "Not changed", "tick the box that confirms the change: nothing was changed", 400)
+        loaded = views.change_deployment(opened, name, action, share=float(share) if share.strip() else None, variant=variant, reason=reason, who=who)
+        return RedirectResponse(f"{base(request)}/deployments/{loaded.name}?changed={loaded.version}", status_code=303)
 
     if store is None:
         @app.on_event("shutdown")

@@ -24,10 +24,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_binding(host: str, token: str | None) -> None:
-    """Binding beyond loopback lets other machines in: only with a token."""
+def check_binding(host: str, token: str | None, *, flag: str = "--token") -> None:
+    """Binding beyond loopback lets other machines in: only with a token (`flag` is the option that gives it)."""
     if not is_loopback(host) and not token:
-        raise ConfigError(f"--host {host} is reachable from other machines: give --token T (every request must carry it), or bind 127.0.0.1")
+        raise ConfigError(f"--host {host} is reachable from other machines: give {flag} T (every request must carry it), or bind 127.0.0.1")
 
 
 def ui_url(host: str, port: int, token: str | None = None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import EvaluationError, StoreError, TunewiseError
+from tunewise.render import fmt_usd
 from tunewise.render.sections import Section, Table
 from tunewise.ui.svg import line_chart, stacked_bars
 
@@ -102,7 +103,7 @@ def _lineage(store, dataset, everything) -> list[dict[str, Any]]:
 
 
 def dataset_view(store, ref: str) -> dict[str, Any]:
-    from tunewise.evaluate.report import _audit
+    from tunewise.evaluate.report import audit_section
     from tunewise.records.audit import AuditSummary
 
     dataset = store.get_dataset(ref)
@@ -133,7 +134,7 @@ def dataset_view(store, ref: str) -> dict[str, Any]:
     evaluations = [e for e in store.list_evaluations(limit=10000) if dataset.id in (e.dataset_id, e.train_dataset_id)]
     return {
         "dataset": dataset, "created": _when(dataset.created_at), "lineage": _lineage(store, dataset, everything),
-        "audit": audit, "audit_section": _audit(audit) if audit is not None else None, "summary": summary,
+        "audit": audit, "audit_section": audit_section(audit) if audit is not None else None, "summary": summary,
         "mislabeled": summary.labels.suspected_mislabeled if summary else None, "tables": tables, "label_chart": chart,
         "runs": [{"id": r.id, "status": r.status, "kind": r.kind, "created": _when(r.created_at)} for r in runs],
         "evaluations": [{"id": e.id, "kind": e.kind, "verdict": e.verdict or "", "created": _when(e.created_at)} for e in evaluations],
@@ -265,7 +266,7 @@ def _ratings(results) -> dict[tuple[str, str], str]:
 def evaluation_view(store, ref: str, *, show: str = "all", a: str | None = None, b: str | None = None, page: int = 0) -> dict[str, Any]:
     """The candidates table with intervals and tests (the report's own sections), then the per-row outputs side by
     side, filtered to `failures` of candidate `a` or `disagree`ments between `a` and `b`."""
-    from tunewise.evaluate.report import _all_metrics, _candidates, _confusion, _human_review
+    from tunewise.evaluate.report import metrics_section, candidates_section, confusion_section, human_review_section
     from tunewise.evaluate.review import comparison_results, iter_outputs
 
     evaluation = store.get_evaluation(ref)
@@ -273,12 +274,12 @@ def evaluation_view(store, ref: str, *, show: str = "all", a: str | None = None,
                                "names": [], "show": show, "a": a, "b": b, "page": page, "pages": 0, "matched": 0,
                                "outputs_error": None, "filters": [], "curve": None}
     if evaluation.kind == "curve":
-        from tunewise.evaluate.report import _curve
+        from tunewise.evaluate.report import curve_section
 
-        context["sections"] = [_curve(evaluation)]
+        context["sections"] = [curve_section(evaluation)]
         return context
     results = comparison_results(evaluation)
-    context["sections"] = [s for s in (_candidates(results), _all_metrics(results), _confusion(results), _human_review(results)) if s]
+    context["sections"] = [s for s in (candidates_section(results), metrics_section(results), confusion_section(results), human_review_section(results)) if s]
     names = [c.name for c in results.completed()]
     a = a if a in names else (names[-1] if names else None)
     b = b if b in names else (results.baseline if results.baseline in names and results.baseline != a else next((n for n in names if n != a), None))
@@ -400,14 +401,13 @@ def roi_view(store, volume: float) -> dict[str, Any]:
     money = advice.roi
     table = None
     if money is not None:
-        from tunewise.advise.render import _usd
 
         table = Table(["option", "$/month", "training/run", "year-1 cost", "year-1 benefit", "net", "break-even"],
-                      [[o.name, _usd(o.monthly_usd, 2), _usd(o.training_usd), _usd(o.incremental_year1_usd), _usd(o.benefit_year1_usd),
-                        _usd(o.net_year1_usd), f"month {o.break_even_month}" if o.break_even_month else "never/unknown"]
+                      [[o.name, fmt_usd(o.monthly_usd, 2), fmt_usd(o.training_usd), fmt_usd(o.incremental_year1_usd), fmt_usd(o.benefit_year1_usd),
+                        fmt_usd(o.net_year1_usd), f"month {o.break_even_month}" if o.break_even_month else "never/unknown"]
                        for o in money.options], numeric=frozenset({1, 2, 3, 4, 5}))
     return {"volume": volume, "volume_text": f"{volume:,.0f}", "table": table, "decision_text": money.decision if money else
-            "money unknown at this volume", "verdict": advice.verdict, "baseline": _usd(money.baseline_monthly_usd, 2) if money else "-"}
+            "money unknown at this volume", "verdict": advice.verdict, "baseline": fmt_usd(money.baseline_monthly_usd, 2) if money else "-"}
 
 
 # -- deployments ----------------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ def _traffic(rows, names: list[str]) -> tuple[list[str], dict[str, list[int]]]:
 
 def deployment_view(store, name: str) -> dict[str, Any]:
     from tunewise.deploy.monitor import deployment_status
-    from tunewise.deploy.report import _traffic_table, _variants_table
+    from tunewise.deploy.report import traffic_table, variants_table
     from tunewise.deploy.state import load
 
     loaded = load(name, store=store)
@@ -457,10 +457,10 @@ def deployment_view(store, name: str) -> dict[str, Any]:
                    numeric=frozenset({2}))
     return {
         "name": loaded.name, "version": loaded.version, "mode": loaded.state.mode, "state": loaded.state.summary(),
-        "record": loaded.record, "shares": shares, "variants": _variants_table(status) if rows else None, "verdicts": status.verdicts,
+        "record": loaded.record, "shares": shares, "variants": variants_table(status) if rows else None, "verdicts": status.verdicts,
         "notes": status.notes, "candidates": [c.name for c in loaded.state.candidates],
         "traffic_chart": stacked_bars(buckets, counts, title=f"requests per variant, {loaded.name}", y_label="requests", x_label="time (UTC)"),
-        "traffic_table": _traffic_table(rows, names) if rows else None,
+        "traffic_table": traffic_table(rows, names) if rows else None,
         "alerts": Table(["when", "rule", "variant", "value", "threshold", "message"],
                         [[_when(a.created_at), a.rule, a.variant or "", _num(a.value), _num(a.threshold), a.message] for a in alerts]),
         "alert_count": len(alerts),
@@ -470,23 +470,24 @@ def deployment_view(store, name: str) -> dict[str, Any]:
     }
 
 
-def change_deployment(store, name: str, action: str, *, share: float | None = None, variant: str | None = None, reason: str = ""):
+def change_deployment(store, name: str, action: str, *, share: float | None = None, variant: str | None = None, reason: str = "",
+                      who: str = ""):
     """Share, shadow, rollback or resume: `deploy.state.set_deployment`, the function `tunewise deploy` calls,
-    so the change is a new deployment version with its event (actor, reason)."""
-    from tunewise.deploy.state import set_deployment
+    so the change is a new deployment version with its event (actor, reason).
+
+    The event names `who` (the person who filled the form) "via tunewise ui"; without it, the account the web
+    app runs under. The web app has no accounts, so the name is what the person typed, as in a signed log book.
+    """
+    from tunewise.deploy.state import current_actor, set_deployment
     from tunewise.errors import ConfigError
 
     reason = reason.strip() or "from tunewise ui"
+    actor = f"{' '.join(who.split())[:80] or current_actor()} via tunewise ui"
+    changes = {"shadow-on": {"shadow": True}, "shadow-off": {"shadow": False}, "rollback": {"rollback": True}, "resume": {"resume": True}}
     if action == "share":
         if share is None:
             raise ConfigError("give the candidate's share of users, in percent")
-        return set_deployment(name, share=share, candidate=variant or None, reason=reason, store=store)
-    if action == "shadow-on":
-        return set_deployment(name, shadow=True, reason=reason, store=store)
-    if action == "shadow-off":
-        return set_deployment(name, shadow=False, reason=reason, store=store)
-    if action == "rollback":
-        return set_deployment(name, rollback=True, reason=reason, store=store)
-    if action == "resume":
-        return set_deployment(name, resume=True, reason=reason, store=store)
-    raise ConfigError(f"unknown change {action!r}: share, shadow-on, shadow-off, rollback or resume")
+        changes["share"] = {"share": share, "candidate": variant or None}
+    if action not in changes:
+        raise ConfigError(f"unknown change {action!r}: share, shadow-on, shadow-off, rollback or resume")
+    return set_deployment(name, **changes[action], reason=reason, actor=actor, store=store)
