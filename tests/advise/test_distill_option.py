@@ -10,6 +10,8 @@ import pytest
 
 from tunewise.advise import advise
 
+from tests.distilled import register_distilled
+
 from . import records
 
 TODAY = date(2026, 11, 23)
@@ -20,13 +22,8 @@ ANSWERS = {"requests_per_month": 1_000_000, "cost_per_error_usd": 0.05, "task_ch
 
 def _distilled(store, tmp_path, *, summary: dict | None = None):
     """The accepted set of `tunewise distill label` with its summary.json, registered as label registers it."""
-    folder = tmp_path / "distilled"
-    folder.mkdir()
-    accepted = folder / "accepted.jsonl"
-    accepted.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}) + "\n")
-    (folder / "summary.json").write_text(json.dumps(summary if summary is not None else {"cost_usd": 4.0, "cached_cost_usd": 0.0}))
-    meta = {"distilled": {"teacher": TEACHER, "dir": str(folder), "source": "unlabeled.csv", "accepted": 900, "reviewed": 40}}
-    return store.add_dataset(accepted, format="chat", rows=900, meta=meta)
+    return register_distilled(store, tmp_path, teacher=TEACHER, rows=900, reviewed=40,
+                              summary=summary if summary is not None else {"cost_usd": 4.0, "cached_cost_usd": 0.0})
 
 
 def _pair(store, tmp_path, *, student_cost: float | None = 0.05):

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from tests.distilled import register_distilled
 from tunewise.records.evaluation import EvaluationResults
 
 TEACHER = "endpoint:https://api.example/v1#big-model"
@@ -39,13 +40,9 @@ def distilled_store(store, tmp_path, *, teacher_spec: str = "https://api.example
                     with_teacher: bool = True, student_cost: float | None = 0.20, teacher_cost: float | None = 2.00,
                     training_usd: float | None = 3.0, summary: dict | None = None):
     """A labelled set, its train split, a student run on the split, and a comparison of teacher, student and zero-shot."""
-    folder = tmp_path / "distilled"
-    folder.mkdir()
-    accepted = folder / "accepted.jsonl"
-    accepted.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}) + "\n")
-    (folder / "summary.json").write_text(json.dumps(summary if summary is not None else {"cost_usd": 1.5, "cached_cost_usd": 0.5}))
-    meta = {"distilled": {"teacher": teacher_spec, "dir": str(folder), "source": "unlabeled.csv", "accepted": 80, "reviewed": 7}}
-    labelled = store.add_dataset(accepted, format="chat", rows=80, meta=meta if distilled else {})
+    labelled = register_distilled(store, tmp_path, teacher=teacher_spec, rows=80, reviewed=7, distilled=distilled,
+                                  summary=summary if summary is not None else {"cost_usd": 1.5, "cached_cost_usd": 0.5})
+    accepted = tmp_path / "distilled" / "accepted.jsonl"
     split = tmp_path / "train-split.jsonl"
     split.write_text(accepted.read_text() * 2)
     train = store.add_dataset(split, format="chat", rows=72, parent_id=labelled.id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tunewise.errors import StoreError
 from tunewise.records.decision import DecisionRecord, source_label
-from tunewise.render import render_page
+from tunewise.render import fmt_usd, render_page
 
 __all__ = ["render_markdown", "render_html", "render_page_html", "decision_section"]
 
@@ -22,14 +22,8 @@ def _mark(answer: bool | None) -> str:
     return {True: "yes", False: "no"}.get(answer, "unknown")
 
 
-def _usd(value: float | None, digits: int = 0) -> str:
-    if value is None:
-        return "unknown"
-    return f"-${-value:,.{digits}f}" if value < 0 else f"${value:,.{digits}f}"
-
-
 def _context(record: DecisionRecord | None, **extra: Any) -> dict[str, Any]:
-    return {"record": record, "label": source_label, "mark": _mark, "usd": _usd, "verdict": None, "note": "", **extra}
+    return {"record": record, "label": source_label, "mark": _mark, "usd": fmt_usd, "verdict": None, "note": "", **extra}
 
 
 def render_markdown(record: DecisionRecord) -> str:

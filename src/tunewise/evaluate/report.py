@@ -52,12 +52,12 @@ def write_report(out_dir: str | Path = "report", *, store=None, evaluation_ref: 
         if evaluation is not None:
             results = comparison_results(evaluation)
             verdict = results.verdict
-            sections += [_candidates(results), _all_metrics(results), _confusion(results), _errors(results),
+            sections += [candidates_section(results), metrics_section(results), confusion_section(results), _errors(results),
                          _operations(results), _training(store, results), _distillation_of(store, evaluation, results),
-                         _human_review(results)]
+                         human_review_section(results)]
         else:
             sections.append(Section("Candidates").text("No comparison yet: run `tunewise eval`."))
-        sections += [_curve(curve), _audit(audit), _decision(store), *(deployment_section(store, name) for name in names)]
+        sections += [curve_section(curve), audit_section(audit), _decision(store), *(deployment_section(store, name) for name in names)]
         sections = [s for s in sections if s is not None]
 
         out = Path(out_dir)
@@ -154,7 +154,7 @@ def _dataset_name(store, dataset_id) -> str | None:
     return f"{dataset.name} ({dataset.rows} rows, {dataset.id})"
 
 
-def _candidates(results: EvaluationResults) -> Section:
+def candidates_section(results: EvaluationResults) -> Section:
     metric, baseline, ci = results.primary_metric, results.baseline, _ci(results.confidence)
     rate = _is_rate([c.metrics[metric].value for c in results.completed() if metric in c.metrics])
     best = results.best_candidate()
@@ -214,7 +214,7 @@ def _bar_chart(results: EvaluationResults) -> bytes | None:
     return png_bytes(fig)
 
 
-def _all_metrics(results: EvaluationResults) -> Section | None:
+def metrics_section(results: EvaluationResults) -> Section | None:
     candidates = results.completed()
     names = list(dict.fromkeys(name for c in candidates for name in c.metrics))
     if len(names) <= 1:
@@ -237,7 +237,7 @@ def confusion_of(candidate: CandidateResult) -> Confusion | None:
     return candidate.details.confusion if candidate.details is not None else None
 
 
-def _confusion(results: EvaluationResults) -> Section | None:
+def confusion_section(results: EvaluationResults) -> Section | None:
     best = results.best_candidate()
     found = confusion_of(best) if best is not None else None
     if found is None:
@@ -360,10 +360,8 @@ def _distillation_of(store, evaluation, results: EvaluationResults) -> Section |
     section = _distillation(store, evaluation, results)
     if section is not None:
         return section
-    from tunewise.distill.verdict import teacher_student
-
     for other in store.list_evaluations(limit=50):
-        if other.id == evaluation.id or other.kind != "compare" or not teacher_student(store, other, months=_horizon_months()):
+        if other.id == evaluation.id or other.kind != "compare":
             continue
         other_results = comparison_results(other)
         section = _distillation(store, other, other_results)
@@ -446,7 +444,7 @@ def _operations(results: EvaluationResults) -> Section | None:
     return Section("Latency and cost").table(Table(header, rows, numeric=frozenset({1, 2, 3, 4, 5, 6, 7}))).note(note)
 
 
-def _human_review(results: EvaluationResults) -> Section | None:
+def human_review_section(results: EvaluationResults) -> Section | None:
     review = results.human_review
     if review is None:
         return None
@@ -456,7 +454,7 @@ def _human_review(results: EvaluationResults) -> Section | None:
     return Section("Human review").text(lead).table(Table(header, rows))
 
 
-def _curve(curve) -> Section:
+def curve_section(curve) -> Section:
     section = Section("Learning curve")
     if curve is None:
         return section.note("No learning curve yet: run `tunewise eval curve --data TRAIN --eval EVAL --sizes 50,100,250,500`.")
@@ -475,7 +473,7 @@ def _curve(curve) -> Section:
             .table(Table(["training examples", results.metric, "run"], rows, numeric=frozenset({0, 1}))).note(f"{fit_line}."))
 
 
-def _audit(audit) -> Section:
+def audit_section(audit) -> Section:
     section = Section("Data audit")
     if audit is None:
         return section.note("No data audit yet: run `tunewise data audit TRAIN --eval EVAL`.")

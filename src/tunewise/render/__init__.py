@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-__all__ = ["environment", "render_page", "stylesheet", "figure", "png_bytes", "img_tag", "fmt_number", "fmt_percent"]
+__all__ = ["environment", "render_page", "stylesheet", "figure", "png_bytes", "img_tag", "fmt_number", "fmt_percent", "fmt_usd"]
 
 
 def stylesheet() -> str:
@@ -41,6 +41,13 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return str(value)
+
+
+def fmt_usd(value: float | None, digits: int = 0) -> str:
+    """Dollars with thousands separators and the sign before the symbol; 'unknown' for missing."""
+    if value is None:
+        return "unknown"
+    return f"-${-value:,.{digits}f}" if value < 0 else f"${value:,.{digits}f}"
 
 
 def fmt_percent(value: Any, digits: int = 1) -> str:

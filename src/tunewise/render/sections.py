@@ -5,7 +5,7 @@
     html = render_page("report.html", title="tunewise report", sections=[section], ...)
     md = render_markdown([section])
 
-Each section is built in one place (the report's `_candidates`, `_errors`, ...) and both outputs come
+Each section is built in one place (the report's `candidates_section`, `_errors`, ...) and both outputs come
 from it, so the HTML and the Markdown cannot disagree. Text is data: the template escapes it, and the
 Markdown renderer escapes the characters that would turn a model's reply into markup.
 """
