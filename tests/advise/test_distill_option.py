@@ -87,3 +87,19 @@ def test_a_student_whose_cost_was_not_measured_is_named_not_priced(store, tmp_pa
     assert not any(o.name.startswith("distilled student") for o in advice.roi.options)
     assert any(f"distilled student adapter:{run.id} (measured) is not priced" in n for n in advice.roi.notes)
     assert "distill_break_even_requests" not in advice.facts  # unknown, not invented
+
+
+def test_a_student_that_saw_under_one_epoch_is_not_a_verdict_on_distillation(store, tmp_path):
+    from tunewise.evaluate.report import write_report
+
+    evaluation, run = _pair(store, tmp_path)
+    # As `tunewise train --time-budget 1` records a run stopped after 3 of 8 steps of its first epoch.
+    store.update_run(run.id, metrics={"epochs": 0.375, "steps": 3, "stopped_at_time_budget": True, "time_budget": {"minutes": 1.0}})
+    advice = advise(store, ANSWERS, today=TODAY, save=False)
+    name = f"distilled student adapter:{run.id} (measured)"
+    assert not any(o.name == name for o in advice.roi.options)
+    assert any(n.startswith(f"{name} is not priced as an option: its run saw 0.38 of an epoch (3 steps) before its "
+                            "1-minute budget ran out") for n in advice.roi.notes)
+    assert "too little to judge distillation by" in advice.facts["distill_kept_pct"].detail
+    _, md = write_report(tmp_path / "report", store=store, evaluation_ref=evaluation.id)
+    assert "**Not a verdict on distillation: the student run saw 0.38 of an epoch (3 steps)" in md.read_text()

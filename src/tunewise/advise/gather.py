@@ -77,7 +77,7 @@ def _teacher_student(store, evaluation, config: AdviseConfig) -> list[dict[str, 
             "student_cost_per_1k_usd": pair.student.cost_per_1k_usd, "training_usd": pair.training_usd,
             "labeling_usd": pair.data.labeling_cost_usd, "labeling_basis": pair.data.labeling_basis,
             "dataset_id": pair.data.dataset_id, "break_even_requests_per_month": pair.break_even.requests_per_month,
-            "break_even_text": pair.break_even.text,
+            "break_even_text": pair.break_even.text, "undertrained": pair.undertrained,
         })
     return out
 

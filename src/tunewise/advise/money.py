@@ -115,6 +115,9 @@ def _measured_distill(compare, requests: float, options: list[FineTuneOption]) -
     name = f"distilled student {pair['student']} (measured)"
     where = f"evaluation {compare['id']}"
     per_1k = pair["student_cost_per_1k_usd"]
+    if pair.get("undertrained"):
+        # Its quality is a short run's, not distillation's: priced as an option it would decide for the wrong reason.
+        return [f"{name} is not priced as an option: {pair['undertrained']} ({where})"], []
     if per_1k is None:
         return [f"{name} is not priced: {where} did not measure its cost per request"], []
     quality = pair["student_value"] if 0 <= pair["student_value"] <= 1 else None

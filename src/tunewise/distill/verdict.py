@@ -27,7 +27,7 @@ from tunewise.errors import EvaluationError, NotFoundError, StoreError, Tunewise
 from tunewise.records.evaluation import CandidateResult, EvaluationResults, MetricValue
 
 __all__ = ["Side", "DistilledData", "BreakEven", "PairedTest", "TeacherStudent", "teacher_student", "normalise_teacher",
-           "same_candidate", "distilled_dataset"]
+           "same_candidate", "distilled_dataset", "undertrained"]
 
 MAX_ANCESTORS = 10  # a split of a reviewed set of a labelled set: a few levels at most
 NOT_MEASURED = "not measured"
@@ -115,6 +115,8 @@ class TeacherStudent:
     test: PairedTest | None
     test_note: str
     notes: list[str] = field(default_factory=list)
+    # Why the student's run was too short to judge distillation by (None when it had a fair chance): see `undertrained`.
+    undertrained: str | None = None
 
 
 def teacher_student(store, evaluation, *, months: int = 12) -> list[TeacherStudent]:
@@ -259,12 +261,33 @@ def _pair(store, evaluation, results, teacher_c, student_c, run, data: Distilled
         kept_text = f"the student kept {kept_pct:.1f}% of the teacher's {metric} ({s:.3f} of {t:.3f})"
     training = run.cost_usd
     test, test_note = _paired(store, evaluation, results, teacher_c, student_c)
+    short = undertrained(run.metrics or {})
+    if short:
+        kept_text += f"; but {short}"
     return TeacherStudent(
         evaluation_id=evaluation.id, metric=metric, confidence=results.confidence, teacher=teacher, student=student,
         run_id=run.id, data=data, kept_pct=kept_pct, kept_text=kept_text, training_usd=training,
         break_even=_break_even(teacher, student, training, run.id, data, months), test=test, test_note=test_note,
-        notes=[note] if note else [],
+        notes=[note] if note else [], undertrained=short,
     )
+
+
+def undertrained(metrics: dict) -> str | None:
+    """Why a run's result says little about what its data can teach, from what it recorded; None if nothing says so.
+
+    A run that saw less than one pass over its examples never met some of them, and one stopped by its time
+    budget while its held-out score still rose had more to learn: judging distillation by either is unfair.
+    """
+    epochs, steps = metrics.get("epochs"), metrics.get("steps")
+    budget = (metrics.get("time_budget") or {}).get("minutes")
+    by_budget = f" before its {budget:g}-minute budget ran out" if budget and metrics.get("stopped_at_time_budget") else ""
+    if isinstance(epochs, (int, float)) and epochs < 1:
+        return (f"its run saw {epochs:.2f} of an epoch ({steps} steps){by_budget}, too little to judge distillation by; "
+                "train the student longer (`tunewise train --data ACCEPTED --time-budget N`)")
+    if metrics.get("still_improving") is True and by_budget:
+        return (f"its run was still improving on held-out rows{by_budget}, so distillation is not judged yet; "
+                "train the student longer (`tunewise train --data ACCEPTED --time-budget N`)")
+    return None
 
 
 def _break_even(teacher: Side, student: Side, training: float | None, run_id: str, data: DistilledData, months: int) -> BreakEven:

@@ -391,6 +391,8 @@ def _distillation(store, evaluation, results: EvaluationResults) -> Section | No
             rows.append([role, side.name, _num(side.metric.value), _interval(side.metric.low, side.metric.high), kept,
                          side.cost_text.removeprefix("$"), side.latency_text])
         section.table(Table(header, rows, numeric=frozenset({2})))
+        if pair.undertrained:
+            section.strong(_sentence(f"Not a verdict on distillation: the student {pair.undertrained.removeprefix('its ')}"))
         lines = [_sentence(pair.kept_text)]
         test = pair.test
         if test is not None:
