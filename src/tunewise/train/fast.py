@@ -94,6 +94,38 @@ def apply_liger(model, hardware: Hardware) -> bool:
     return True
 
 
+def score_labelled_positions_only(enabled: bool = True) -> bool:
+    """Let TRL's chunked LM-head loss score only the positions that carry a label on the CPU too.
+
+    TRL (1.x) scores just the labelled positions on Triton devices, but every position elsewhere, so that
+    tile shapes stay fixed where a new shape means a recompilation (its comment names Neuron). Eager CPU
+    compiles nothing, and with the loss on the assistant reply only, a classification row has a few labelled
+    tokens among ~150: scoring all of them through a 49k-token vocabulary was 60% of a CPU step. The loss and
+    gradients are the same (tests/train/test_fast.py compares them); a 4-step run of the embedded model on 25
+    tickets took 22 s instead of 65 s. TRL has no option for it, hence this patch of the one name TRL reads to
+    decide. Returns whether the patch is in place (False where TRL's layout is another one: then nothing changes).
+    """
+    try:
+        from trl.kernels import chunked_logprob
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        return False
+    kernel_choice = getattr(chunked_logprob, "_use_triton", None)
+    current = getattr(trl_utils, "_use_triton", None)
+    if kernel_choice is None or current is None:
+        return False
+    if not enabled:
+        trl_utils._use_triton = kernel_choice
+        return False
+    if current is kernel_choice:
+        def compact_here(device) -> bool:  # the kernels still choose Triton by their own module's function
+            return kernel_choice(device) or device.type == "cpu"
+
+        compact_here.tunewise_patch = True
+        trl_utils._use_triton = compact_here
+    return getattr(trl_utils._use_triton, "tunewise_patch", False)
+
+
 def qlora_quantization(hardware: Hardware):
     """4-bit NF4 quantization for QLoRA (GPU and bitsandbytes only)."""
     if hardware.device != "cuda":

@@ -233,6 +233,7 @@ def _execute(config, data: PreparedData, tokenizer, model_folder: Path, store, r
     output_dir = Path(config.output_dir)
     hardware = fast.detect_hardware(config)
     fast.set_threads(config.threads)
+    fast.score_labelled_positions_only()
     store.update_run(run_id, status="running", error=None)
     started = time.perf_counter()
     trainer = None
