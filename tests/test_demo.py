@@ -42,6 +42,7 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
         assert decision is not None
         assert store.get_run(result.run_id).status == "completed"
         evaluation = store.get_evaluation(result.evaluation_id)
+        _every_web_page_shows_the_demo(store, result)
     finally:
         store.close()
 
@@ -60,6 +61,26 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, tiny_model_dir):
         assert html.escape(candidate.name, quote=False) in page
     assert html.escape(results.verdict, quote=False) in page
     assert result.advice and html.escape(result.advice, quote=False) in page
+
+
+def _every_web_page_shows_the_demo(store, result):
+    """`tunewise ui` over the demo's own store: the five areas and the records the demo made, each page a 200."""
+    from fastapi.testclient import TestClient
+
+    from tunewise.ui import create_ui_app
+
+    web = TestClient(create_ui_app(store))
+    dataset = store.get_run(result.run_id).dataset_id
+    pages = {"/": "tickets-ab", "/datasets": dataset, f"/datasets/{dataset}": result.run_id, "/runs": result.run_id,
+             f"/runs/{result.run_id}": result.run_id, "/evaluations": result.evaluation_id,
+             f"/evaluations/{result.evaluation_id}": result.verdict.split(" (")[0][:40], "/decision": "checklist",
+             "/deployments": "tickets-ab", "/deployments/tickets-ab": "Decision trail"}
+    import html
+
+    for path, shown in pages.items():
+        answer = web.get(path)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        assert html.escape(shown, quote=False) in answer.text, (path, shown)
 
 
 def test_demo_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path):

@@ -232,7 +232,8 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
         cleaned = clean(data["train"], data_dir / "train.clean.jsonl", dedup=True, redact_pii=True, drop_contaminated=True,
                         eval_path=data["eval"])
-        labelled, hidden = _set_aside_pool(cleaned.output, data_dir / "train.labelled.jsonl", root / "distill", plan.distill_pool_rows)
+        labelled, hidden = _set_aside_pool(cleaned.output, data_dir / "train.labelled.jsonl", root / "distill", plan.distill_pool_rows,
+                                           store)
         return labelled, (f"kept {cleaned.kept} of {cleaned.rows_in} rows: removed {cleaned.duplicates_removed} duplicates and "
                           f"{cleaned.contaminated_removed} contaminated rows, redacted PII in {cleaned.redacted_rows} rows; "
                           f"quarantine: {cleaned.quarantine}; {hidden} tickets set aside without labels for step 8 "
@@ -375,9 +376,12 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     steps.run(12, "Report", report)
 
 
-def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int) -> tuple[Path, int]:
+def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int, store) -> tuple[Path, int]:
     """Hide the labels of `rows` cleaned tickets (a seeded sample): the unlabelled pool a teacher labels in step 8.
-    The hidden labels go to their own file, read only to count how many of the teacher's labels are right."""
+    The hidden labels go to their own file, read only to count how many of the teacher's labels are right; the
+    labelled rest is registered as a child of the cleaned set, so runs and evaluations on it keep their lineage."""
+    from tunewise.store import file_hash
+
     import json
     import random
 
@@ -393,6 +397,10 @@ def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int)
             example = json.loads(line)
             truth.write(example["messages"][-1]["content"] + "\n")
             pool.write(json.dumps({"messages": example["messages"][:-1]}, ensure_ascii=False) + "\n")
+    parent = store.find_dataset_by_hash(file_hash(cleaned))
+    store.add_dataset(labelled, format="chat", rows=len(lines) - len(pool_lines), role="train", name="train.labelled",
+                      parent_id=parent.id if parent else None,
+                      meta={"set_aside": f"{len(pool_lines)} rows of {cleaned.name} without labels, for distillation"})
     return labelled, len(pool_lines)
 
 
