@@ -29,7 +29,7 @@ from tunewise.console import console
 
 @dataclass
 class DemoPlan:
-    """What the demo runs. The defaults keep it under 15 minutes on 2 CPU cores (see bench/RESULTS.md, "Demo")."""
+    """What the demo runs. The defaults keep it near 16 minutes on 2 quiet CPU cores, under 20 (bench/RESULTS.md, "Demo")."""
 
     model: str = "smollm2-135m"
     # The LoRA run and the largest learning-curve point share these examples (the curve reuses the run);
