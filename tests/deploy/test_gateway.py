@@ -297,3 +297,39 @@ def test_a_server_killed_mid_load_lost_no_row_of_an_answered_request(tmp_path):
     with Store.open(url) as store:
         logged = {r.id for r in store.request_logs(created.record.id)}
     assert set(answered) <= logged, f"{len(set(answered) - logged)} answered requests have no row"
+
+
+async def test_a_rollback_in_the_served_web_app_moves_the_traffic_it_serves(store):
+    """`tunewise serve --deployment tickets --ui --ui-allow-changes`: one process answers the app's calls at /v1 and
+    the web app at /ui/; rolling back from the page sends every user to the baseline within a second."""
+    import re
+
+    from tunewise.serve import mount_ui
+    from tunewise.serve.config import ServeConfig
+
+    deploy(store, share=50)
+    gateway = DeploymentGateway.open("tickets", store=store, seed=0)
+    app = create_app([VariantsBackend()], deployments=[gateway])
+    mount_ui(app, ServeConfig(ui=True, ui_allow_changes=True), store)
+
+    async def variants(http, start: int) -> set[str]:
+        seen = set()
+        for i in range(start, start + 40):
+            answer = await http.post("/v1/chat/completions", json={"model": "tickets", "messages": ask(f"q{i}"), "user": f"user-{i}"})
+            seen.add(answer.headers["x-tunewise-variant"])
+        return seen
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+            assert await variants(http, 0) == {"baseline", "candidate"}
+            page = (await http.get("/ui/deployments/tickets")).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+            changed = await http.post("/ui/deployments/tickets/change", data={"action": "rollback", "confirm": "yes", "csrf": csrf,
+                                                                             "who": "Ana", "reason": "candidate alert"})
+            assert changed.status_code == 303 and changed.headers["location"].startswith("/ui/deployments/tickets?changed=2")
+            deadline = time.monotonic() + 5
+            while (seen := await variants(http, 100)) != {"baseline"} and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert seen == {"baseline"}
+            after = (await http.get("/ui/deployments/tickets")).text
+            assert "Ana via tunewise ui" in after and "candidate alert" in after

@@ -115,12 +115,20 @@ def create_server(model: str | None = None, *, config: ServeConfig | None = None
     except ValueError as exc:  # two backends serving one name
         raise ConfigError(str(exc)) from exc
     if config.ui:
-        from tunewise.ui import create_ui_app
-
-        # The web app's own guards (host, token, CSRF, read-only) apply under /ui; the API keys guard /v1 only.
-        app.mount("/ui", create_ui_app(store, allow_changes=config.ui_allow_changes, token=config.ui_token,
-                                       allowed_hosts={config.host}))
+        mount_ui(app, config, store)
     return app
+
+
+def mount_ui(app, config: ServeConfig, store=None) -> None:
+    """The web app (`tunewise ui`) at /ui/ of a serving app, over `store` (default: the workspace's).
+
+    Its own guards (host, token, CSRF, read-only unless `ui_allow_changes`) apply under /ui; API keys guard /v1 only.
+    """
+    from tunewise.ui import create_ui_app
+    from tunewise.ui.server import check_binding
+
+    check_binding(config.host, config.ui_token, flag="--ui-token")
+    app.mount("/ui", create_ui_app(store, allow_changes=config.ui_allow_changes, token=config.ui_token, allowed_hosts={config.host}))
 
 
 def serve(model: str | None = None, *, config: ServeConfig | None = None, on_ready: Callable[[object, int], None] | None = None,
@@ -169,4 +177,4 @@ class _QuietStartupFailure(logging.Filter):
         return self.app.state.startup_error is None
 
 
-__all__ = ["ServeConfig", "build_backends", "create_server", "serve", "parse_pairs"]
+__all__ = ["ServeConfig", "build_backends", "create_server", "serve", "parse_pairs", "mount_ui"]
