@@ -73,6 +73,58 @@ def label_command(
                   + (f"; accepted.jsonl is dataset {result.dataset_id}" if result.dataset_id else ""), highlight=False)
 
 
+@distill_app.command("vary")
+def vary_command(
+    data: Path = typer.Argument(..., help="Labelled chat JSONL (the last assistant turn is the label), such as distilled/accepted.jsonl."),
+    teacher: str = typer.Option(..., "--teacher", help="endpoint:URL#MODEL, or a local candidate spec, that labels the new rows."),
+    paraphraser: Optional[str] = typer.Option(None, "--paraphraser", help="endpoint:URL#MODEL or zero-shot:MODEL that rewrites the inputs (default: the teacher)."),
+    min_per_label: Optional[int] = typer.Option(None, "--min-per-label", help="Rows each label should reach (default: the median count per label)."),
+    per_row: int = typer.Option(1, "--per-row", help="New rows kept per source row at most (1: a label at most doubles)."),
+    teacher_data: Optional[Path] = typer.Option(None, "--teacher-data", help="Labelled training file a local teacher takes its shots from."),
+    samples: int = typer.Option(3, "--samples", help="Replies asked per new row when labelling it."),
+    min_agreement: float = typer.Option(0.67, "--min-agreement", help="New rows whose samples agree at least this much are accepted; the others go to review."),
+    temperature: float = typer.Option(0.9, "--temperature", help="Temperature of the paraphrases."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop once this much would be spent, paraphrasing and labelling together."),
+    max_requests: Optional[int] = typer.Option(None, "--max-requests", help="Stop once this many requests would be sent, paraphrasing and labelling together."),
+    concurrency: int = typer.Option(4, "--concurrency", help="Requests in parallel."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask to confirm the estimated cost."),
+    output: Path = typer.Option(Path("varied"), "-o", "--output", help="Folder for variations.jsonl, variations.dropped.jsonl, rows.jsonl, accepted.jsonl and summary.json."),
+) -> None:
+    """Paraphrase the inputs of under-represented labels, drop near duplicates, label the new rows with the teacher.
+
+    Example: `tunewise distill vary distilled/accepted.jsonl --teacher endpoint:https://api.example/v1#big-model --min-per-label 50 --budget-usd 5 -o varied/`
+    """
+    from tunewise.distill.vary import vary_rows
+    from tunewise.progress import ProgressLine
+
+    with ProgressLine("distill vary", unit="rows") as bar:
+        result = vary_rows(data, teacher=teacher, out_dir=output, paraphraser=paraphraser, min_per_label=min_per_label,
+                           per_row=per_row, samples=samples, min_agreement=min_agreement, temperature=temperature,
+                           budget_usd=budget_usd, max_requests=max_requests, concurrency=concurrency,
+                           teacher_data=teacher_data, yes=yes, on_row=lambda _row: bar.advance())
+    c = result.counts
+    short = {label: info for label, info in result.labels.items() if info["new"] or info["short"]}
+    if not short:
+        console.print(f"No label is under {result.target:,} rows: nothing to paraphrase.", highlight=False, soft_wrap=True)
+    for label, info in short.items():
+        console.print(f"{label}: {info['rows']:,} rows, {info['new']:,} new"
+                      + (f", {info['short']:,} short of {info['target']:,}" if info["short"] else ""), highlight=False, soft_wrap=True)
+    console.print(f"{c['asked']:,} paraphrases: {c['kept']:,} kept, {c['near_duplicates']:,} near duplicates, "
+                  f"{c['exact_duplicates']:,} exact duplicates, {c['empty']:,} empty, {c['failed']:,} failed; "
+                  f"{result.requests:,} requests, {result.cached:,} cached, ${result.cost_usd:.4f}", highlight=False, soft_wrap=True)
+    labeled = result.labeled
+    if labeled is not None:
+        n = labeled.counts
+        console.print(f"Labelled {n['rows']:,} new rows: {n['accepted']:,} accepted, {n['queued']:,} queued for review, "
+                      f"{n['failed']:,} failed, {n['not_started']:,} not started; {labeled.requests:,} requests, "
+                      f"{labeled.cached:,} cached, ${labeled.cost_usd:.4f}", highlight=False, soft_wrap=True)
+    if result.stopped:
+        console.print(f"[yellow]Stopped:[/] {result.stopped}; rerun the same command with a larger cap to go on.", highlight=False, soft_wrap=True)
+    console.print(f"Wrote {result.variations} and {result.dropped}"
+                  + (f"; {output}/accepted.jsonl is dataset {labeled.dataset_id}" if labeled and labeled.dataset_id else ""),
+                  highlight=False, soft_wrap=True)
+
+
 @review_app.command("export")
 def review_export_command(
     directory: Path = typer.Argument(..., help="Folder written by `tunewise distill label` (rows.jsonl, summary.json)."),

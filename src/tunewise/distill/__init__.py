@@ -7,10 +7,12 @@
     import_decisions("distilled/", "review/review.csv")         # accepted.jsonl rewritten and registered
 
 `label` (sampling, agreement, budget, resume, a deployment's traffic as input), `review` (the queue people
-decide on) and `teacher` (one HTTP path for endpoints and local specs).
+decide on), `vary` (paraphrases of under-represented labels, deduplicated, then labelled) and `teacher` (one
+HTTP path for endpoints and local specs).
 """
 
 from tunewise.distill.label import Labeled, label_rows
 from tunewise.distill.review import Applied, export_queue, import_decisions
+from tunewise.distill.vary import Varied, vary_rows
 
-__all__ = ["Applied", "Labeled", "export_queue", "import_decisions", "label_rows"]
+__all__ = ["Applied", "Labeled", "Varied", "export_queue", "import_decisions", "label_rows", "vary_rows"]
