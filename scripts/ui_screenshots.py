@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -22,21 +20,18 @@ def main() -> None:
     parser.add_argument("--out", default="docs/ui", help="folder for the PNGs")
     args = parser.parse_args()
 
-    import uvicorn
-    from playwright.sync_api import sync_playwright
-
+    from tunewise.serve.api import running
     from tunewise.store import Store
     from tunewise.ui import create_ui_app
 
     store = Store.open(args.store)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_ui_app(store, allow_changes=True), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    with running(create_ui_app(store, allow_changes=True), timeout_s=60) as port:
+        _shoot(store, f"http://127.0.0.1:{port}", Path(args.out))
+
+
+def _shoot(store, base: str, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
     datasets, runs = store.list_datasets(), store.list_runs()
     evaluation = store.latest_evaluation("compare")
     deployment = next(iter(store.list_deployments()), None)
@@ -55,7 +50,6 @@ def main() -> None:
     if deployment is not None:
         pages.append(("deployment", f"/deployments/{deployment.name}"))
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
@@ -70,7 +64,6 @@ def main() -> None:
             tab.screenshot(path=str(out / f"{name}.png"))
             print(out / f"{name}.png")
         browser.close()
-    server.should_exit = True
 
 
 if __name__ == "__main__":

@@ -576,7 +576,8 @@ def bound_port(server: uvicorn.Server) -> int:
 @contextlib.contextmanager
 def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, timeout_s: float = 300) -> Iterator[int]:
     """Serve `app` from a background thread while the block runs (loopback and a free port by default); yields the
-    port. Raises the app's startup error, or TimeoutError, when it does not start within `timeout_s`."""
+    port. Raises the app's startup error, or TimeoutError, when it does not start within `timeout_s`. Any FastAPI app
+    runs here (the web app too); only `tunewise serve`'s records a startup error."""
     ready = threading.Event()
     server = make_server(app, host, port, ready=ready)
     thread = threading.Thread(target=server.run, name="tunewise-serve", daemon=True)
@@ -584,8 +585,9 @@ def running(app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, timeout_s: 
     try:
         deadline = time.monotonic() + timeout_s
         while not ready.wait(0.2):
-            if app.state.startup_error is not None:
-                raise app.state.startup_error
+            failure = getattr(app.state, "startup_error", None)
+            if failure is not None:
+                raise failure
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise TimeoutError(f"the server on {host}:{port} did not start within {timeout_s:g} s")
         yield bound_port(server)
