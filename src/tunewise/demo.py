@@ -260,7 +260,6 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
 
     def evaluate_candidates() -> tuple[dict, str]:
         from tunewise.evaluate import evaluate
-        from tunewise.config import load_config
         from tunewise.evaluate.report import print_results
 
         k = plan.few_shot_k
@@ -271,7 +270,7 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
             "classic:tfidf",
             f"adapter:{run.id}",
         ]
-        config = load_config().eval.model_copy(update={"limit": plan.eval_limit, "system_prompt": SYSTEM_PROMPT})
+        config = _eval_config(plan)
         # No explicit baseline: evaluate() compares everything with the best prompt candidate.
         results = evaluate(data["eval"], candidates, train_path=train_path, config=config, store=store)
         print_results(results, console)
@@ -376,6 +375,15 @@ def _run_steps(plan: DemoPlan, root: Path, store, steps: _Steps, result: DemoRes
     steps.run(12, "Report", report)
 
 
+def _eval_config(plan: DemoPlan):
+    """The eval settings of the demo's comparisons: the workspace's (its tunewise.yaml), the plan's row limit and the
+    sample task's system prompt. Step 8 reuses step 6's replies only because both use these."""
+    from tunewise.config import load_config
+    from tunewise.sample import SYSTEM_PROMPT
+
+    return load_config().eval.model_copy(update={"limit": plan.eval_limit, "system_prompt": SYSTEM_PROMPT})
+
+
 def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int, store) -> tuple[Path, int]:
     """Hide the labels of `rows` cleaned tickets (a seeded sample): the unlabelled pool a teacher labels in step 8.
     The hidden labels go to their own file, read only to count how many of the teacher's labels are right; the
@@ -407,10 +415,8 @@ def _set_aside_pool(cleaned: Path, labelled: Path, distill_dir: Path, rows: int,
 def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, store, result: DemoResult) -> tuple[Any, str]:
     """Let the best prompt candidate label the pool of step 4, train a student on what agreement accepted, and
     score it on the eval set beside its teacher (the report's distillation section)."""
-    from tunewise.config import load_config
     from tunewise.distill.label import label_rows
     from tunewise.evaluate import evaluate
-    from tunewise.sample import SYSTEM_PROMPT
     from tunewise.train import demo_train_config, train
 
     teacher = _compared(store, result.evaluation_id).baseline or f"few-shot:{plan.model}?k={plan.few_shot_k}"
@@ -432,7 +438,7 @@ def _distill_step(plan: DemoPlan, root: Path, data: dict, train_path: Path, stor
                                       max_train_examples=None, time_budget_minutes=plan.distill_train_minutes,
                                       **plan.train_overrides), store=store)
     # The settings of step 6, so the teacher's replies measured there are taken, not generated again.
-    config = load_config().eval.model_copy(update={"limit": plan.eval_limit, "system_prompt": SYSTEM_PROMPT})
+    config = _eval_config(plan)
     compared = evaluate(data["eval"], [teacher, f"adapter:{student.id}"], train_path=train_path, baseline=teacher,
                         config=config, store=store, reuse=result.evaluation_id)
     result.distill_evaluation_id = compared.evaluation_id
