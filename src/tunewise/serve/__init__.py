@@ -106,10 +106,6 @@ def create_server(model: str | None = None, *, config: ServeConfig | None = None
         model, options = merge_options(model, options, gateways)
     backends = build_backends(model, config=config, store=store, **options)
     keys = KeyRing.load(config.api_key_file) if config.api_key_file else None
-    if config.ui:
-        from tunewise.ui.server import check_binding
-
-        check_binding(config.host, config.ui_token, flag="--ui-token")  # before any weights load
     try:
         app = create_app(backends, config, keys=keys, deployments=gateways)
     except ValueError as exc:  # two backends serving one name
