@@ -28,9 +28,8 @@ _NOT_IN_REPLIES = frozenset({
 class Reused:
     """One candidate as the earlier evaluation measured it."""
 
-    replies: Replies
+    replies: Replies  # its run_id is the adapter candidate's training run
     operations: Operations
-    run_id: str | None
 
 
 @dataclass
@@ -100,7 +99,7 @@ def reusable(store, ref: str, *, names: list[str], needs_train: dict[str, bool],
             wall_seconds=len(entries) / rate if rate else 0.0, basis=operations.cost_basis, local=candidate.kind != "endpoint",
             run_id=candidate.run_id,
         )
-        found.candidates[name] = Reused(replies, operations, candidate.run_id)
+        found.candidates[name] = Reused(replies, operations)
     return found
 
 

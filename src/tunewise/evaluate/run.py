@@ -88,7 +88,7 @@ def evaluate(
         for spec in specs:
             if reused is not None and spec.name in reused.candidates:
                 earlier = reused.candidates[spec.name]
-                outcomes.append(_scored({"spec": spec, "run_id": earlier.run_id, "status": "completed", "error": None},
+                outcomes.append(_scored({"spec": spec, "run_id": earlier.replies.run_id, "status": "completed", "error": None},
                                         earlier.replies, earlier.operations, task, rows, config, indices))
                 continue
             with ProgressLine(f"eval {spec.name}", total=len(rows), unit="rows", enabled=progress) as bar:
